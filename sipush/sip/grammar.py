@@ -1,0 +1,219 @@
+"""Character classes and small lexical helpers from the RFC 3261 §25.1 ABNF.
+
+Everything here is pure string work used by the parsers of URIs, addresses, Via and generic
+parameters. Values are validated with precompiled regular expressions (fast in CPython) rather
+than character loops; the only loop is the quote- and bracket-aware splitter, and it runs only
+when a value actually contains a quote or an angle bracket.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sipush.errors import ParseError
+
+# token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")   (§25.1)
+TOKEN_CHARS = r"A-Za-z0-9\-.!%*_+`'~"
+TOKEN_RE = re.compile(rf"[{TOKEN_CHARS}]+")
+# LWS = [*WSP CRLF] 1*WSP; after unfolding only SP and HTAB remain.
+WS = " \t"
+
+# escaped = "%" HEXDIG HEXDIG
+_ESCAPE_RE = re.compile(r"%([0-9A-Fa-f]{2})")
+_BAD_ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def is_token(text: str) -> bool:
+    """True when ``text`` is a non-empty RFC 3261 token."""
+    return TOKEN_RE.fullmatch(text) is not None
+
+
+def check_escapes(text: str, what: str) -> None:
+    """Reject a ``%`` that does not start a ``%HH`` escape (§25.1 ``escaped``)."""
+    if "%" in text and _BAD_ESCAPE_RE.search(text):
+        raise ParseError(f"bad %-escape in {what}")
+
+
+def _escape_to_char(match: re.Match[str]) -> str:
+    octet = int(match.group(1), 16)
+    # ASCII octets decode as themselves; others become surrogate escapes (PEP 383), which the
+    # UTF-8 round trip below turns into real characters where they form valid UTF-8.
+    return chr(octet) if octet < 0x80 else chr(0xDC00 + octet)
+
+
+def unescape(text: str) -> str:
+    """Decode ``%HH`` escapes once (RFC 4475 §3.1.1.3: never recursively).
+
+    Escaped octets are decoded as UTF-8 where they form valid UTF-8; invalid sequences are kept
+    as surrogate escapes so that nothing is lost and nothing raises.
+    """
+    if "%" not in text:
+        return text
+    raw = _ESCAPE_RE.sub(_escape_to_char, text)
+    # Turn the placeholder surrogates back into bytes, then decode the whole as UTF-8.
+    data = raw.encode("utf-8", "surrogateescape")
+    return data.decode("utf-8", "surrogateescape")
+
+
+def split_commas(value: str) -> list[str]:
+    """Split a header value at commas that are outside quotes and angle brackets (§7.3.1).
+
+    Elements are stripped; empty elements are kept (as ``""``) so callers can reject them.
+    """
+    if '"' not in value and "<" not in value:
+        return [part.strip(WS) for part in value.split(",")]
+    parts: list[str] = []
+    start = 0
+    in_quotes = False
+    in_angle = False
+    i = 0
+    n = len(value)
+    while i < n:
+        ch = value[i]
+        if in_quotes:
+            if ch == "\\":
+                i += 1  # quoted-pair: skip the escaped character (§25.1)
+            elif ch == '"':
+                in_quotes = False
+        elif ch == '"':
+            in_quotes = True
+        elif ch == "<":
+            in_angle = True
+        elif ch == ">":
+            in_angle = False
+        elif ch == "," and not in_angle:
+            parts.append(value[start:i].strip(WS))
+            start = i + 1
+        i += 1
+    if in_quotes:
+        raise ParseError("unterminated quoted string")
+    parts.append(value[start:].strip(WS))
+    return parts
+
+
+def split_semicolons(value: str) -> list[str]:
+    """Split at semicolons outside quoted strings; elements are stripped, empties kept."""
+    if '"' not in value:
+        return [part.strip(WS) for part in value.split(";")]
+    parts: list[str] = []
+    start = 0
+    in_quotes = False
+    i = 0
+    n = len(value)
+    while i < n:
+        ch = value[i]
+        if in_quotes:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                in_quotes = False
+        elif ch == '"':
+            in_quotes = True
+        elif ch == ";":
+            parts.append(value[start:i].strip(WS))
+            start = i + 1
+        i += 1
+    if in_quotes:
+        raise ParseError("unterminated quoted string")
+    parts.append(value[start:].strip(WS))
+    return parts
+
+
+# quoted-string = SWS DQUOTE *(qdtext / quoted-pair) DQUOTE
+# quoted-pair = "\" (%x00-09 / %x0B-0C / %x0E-7F); qdtext excludes DQUOTE and "\" and CR/LF.
+_QUOTED_RE = re.compile(r'"((?:[^"\\\r\n]|\\[\x00-\x09\x0b\x0c\x0e-\x7f])*)"')
+
+
+def read_quoted(text: str, start: int = 0) -> tuple[str, int]:
+    """Read a quoted-string at ``text[start]``; return (inner raw text, index after the quote)."""
+    m = _QUOTED_RE.match(text, start)
+    if m is None:
+        raise ParseError("unterminated or invalid quoted string")
+    return m.group(1), m.end()
+
+
+_QUOTED_PAIR_RE = re.compile(r"\\(.)", re.DOTALL)
+
+
+def unquote(inner: str) -> str:
+    """Resolve quoted-pairs in the inside of a quoted-string."""
+    if "\\" not in inner:
+        return inner
+    return _QUOTED_PAIR_RE.sub(r"\1", inner)
+
+
+def quote(text: str) -> str:
+    """Make a quoted-string from plain text."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# gen-value = token / host / quoted-string (§25.1 generic-param); Via received may be a bare
+# IPv6address (§20.42), so an unbracketed IPv6 literal is accepted too.
+_GEN_VALUE_RE = re.compile(rf'[{TOKEN_CHARS}]+|\[?[0-9A-Fa-f:.]+\]?|"(?:[^"\\\r\n]|\\[\x00-\x09\x0b\x0c\x0e-\x7f])*"')
+
+Params = tuple[tuple[str, "str | None"], ...]
+
+
+def parse_generic_params(parts: list[str], what: str) -> Params:
+    """Turn ``["tag = 1", "lr"]`` into ``(("tag", "1"), ("lr", None))``.
+
+    Names are tokens (kept as written); values are token, host or quoted-string, kept as written
+    (quotes included) so serialising gives back the same text. An empty element (``;;``) is an
+    error (RFC 4475 §3.1.2.1).
+    """
+    out: list[tuple[str, str | None]] = []
+    for part in parts:
+        if not part:
+            raise ParseError(f"empty parameter in {what}")
+        name, eq, value = part.partition("=")
+        name = name.rstrip(WS)
+        if not is_token(name):
+            raise ParseError(f"bad parameter name {name!r} in {what}")
+        if eq:
+            value = value.strip(WS)
+            if _GEN_VALUE_RE.fullmatch(value) is None:
+                raise ParseError(f"bad value for parameter {name!r} in {what}")
+            out.append((name, value))
+        else:
+            out.append((name, None))
+    return tuple(out)
+
+
+def find_param(params: Params, name: str) -> str | None:
+    """Value of the first parameter called ``name`` (case-insensitive), unquoted; ``""`` when the
+    parameter has no value, ``None`` when absent."""
+    lname = name.lower()
+    for pname, pvalue in params:
+        if pname.lower() == lname:
+            if pvalue is None:
+                return ""
+            if pvalue.startswith('"'):
+                return unquote(pvalue[1:-1])
+            return pvalue
+    return None
+
+
+def has_param(params: Params, name: str) -> bool:
+    lname = name.lower()
+    return any(pname.lower() == lname for pname, _ in params)
+
+
+def format_params(params: Params) -> str:
+    return "".join(f";{n}" if v is None else f";{n}={v}" for n, v in params)
+
+
+def set_param(params: Params, name: str, value: str | None) -> Params:
+    """Replace the first ``name`` parameter (or append it); the value is used as written."""
+    lname = name.lower()
+    out = list(params)
+    for i, (pname, _) in enumerate(out):
+        if pname.lower() == lname:
+            out[i] = (pname, value)
+            return tuple(out)
+    out.append((name, value))
+    return tuple(out)
+
+
+def drop_param(params: Params, name: str) -> Params:
+    lname = name.lower()
+    return tuple(p for p in params if p[0].lower() != lname)

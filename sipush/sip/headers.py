@@ -1,0 +1,202 @@
+"""An immutable, ordered header list with case-insensitive names and compact forms (§7.3).
+
+Headers keep the order and the names as received, so a proxy forwards unknown headers unchanged
+(RFC 4475 §3.1.1.1). Lookups go through :func:`header_key`: lower case, compact forms expanded
+(§7.3.3: ``v`` is Via, ``l`` is Content-Length, ...). Changing headers returns a new object.
+
+Which headers are comma-separated lists matters (§7.3.1): Via, Contact, Route, Record-Route,
+Path, Allow, Supported, ... are split into elements by :meth:`Headers.get_all`; headers whose
+values may contain commas themselves (Date, the digest credentials, unknown extension headers)
+are returned one value per header line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from sipush.sip.grammar import split_commas
+
+# §7.3.3 and the IANA registry of compact forms.
+COMPACT_FORMS = {
+    "a": "accept-contact",
+    "b": "referred-by",
+    "c": "content-type",
+    "d": "request-disposition",
+    "e": "content-encoding",
+    "f": "from",
+    "i": "call-id",
+    "j": "reject-contact",
+    "k": "supported",
+    "l": "content-length",
+    "m": "contact",
+    "n": "identity-info",
+    "o": "event",
+    "r": "refer-to",
+    "s": "subject",
+    "t": "to",
+    "u": "allow-events",
+    "v": "via",
+    "x": "session-expires",
+    "y": "identity",
+}
+
+# Headers whose values are comma-separated lists (§7.3.1, §20).
+LIST_HEADERS = frozenset(
+    {
+        "via", "contact", "route", "record-route", "path", "service-route",
+        "allow", "allow-events", "supported", "require", "proxy-require", "unsupported",
+        "accept", "accept-encoding", "accept-language", "content-encoding", "content-language",
+        "warning", "call-info", "alert-info", "error-info", "in-reply-to", "feature-caps",
+        "security-client", "security-server", "security-verify", "reason",
+    }
+)  # fmt: skip
+
+# Canonical spellings used when sipush adds a header itself.
+CANONICAL_NAMES = {
+    "call-id": "Call-ID",
+    "cseq": "CSeq",
+    "www-authenticate": "WWW-Authenticate",
+    "mime-version": "MIME-Version",
+}
+
+_KEY_CACHE: dict[str, str] = {}
+
+
+def header_key(name: str) -> str:
+    """Normalised lookup key for a header name: lower case, compact form expanded."""
+    key = _KEY_CACHE.get(name)
+    if key is None:
+        lower = name.lower()
+        key = COMPACT_FORMS.get(lower, lower)
+        if len(_KEY_CACHE) < 4096:  # bounded: header names come from the network
+            _KEY_CACHE[name] = key
+    return key
+
+
+def canonical_name(name: str) -> str:
+    """``content-length`` -> ``Content-Length``, ``l`` -> ``Content-Length``."""
+    key = header_key(name)
+    return CANONICAL_NAMES.get(key) or "-".join(part.capitalize() for part in key.split("-"))
+
+
+class Headers:
+    """Ordered (name, value) pairs; immutable; names compared case-insensitively."""
+
+    __slots__ = ("_items", "_keys")
+
+    def __init__(self, items: Iterable[tuple[str, str]] = (), keys: tuple[str, ...] | None = None) -> None:
+        self._items: tuple[tuple[str, str], ...] = tuple(items)
+        self._keys: tuple[str, ...] = keys if keys is not None else tuple(header_key(n) for n, _ in self._items)
+
+    # -- reading -------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and header_key(name) in self._keys
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Headers) and self._items == other._items
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self._items)!r})"
+
+    @property
+    def items(self) -> tuple[tuple[str, str], ...]:
+        return self._items
+
+    def get(self, name: str) -> str | None:
+        """Value of the first header line called ``name``, or ``None``."""
+        key = header_key(name)
+        for i, k in enumerate(self._keys):
+            if k == key:
+                return self._items[i][1]
+        return None
+
+    def lines(self, name: str) -> tuple[str, ...]:
+        """Values of every header line called ``name``, unsplit."""
+        key = header_key(name)
+        return tuple(self._items[i][1] for i, k in enumerate(self._keys) if k == key)
+
+    def get_all(self, name: str) -> tuple[str, ...]:
+        """All values: list headers are split at top-level commas (§7.3.1), others per line."""
+        key = header_key(name)
+        values = [self._items[i][1] for i, k in enumerate(self._keys) if k == key]
+        if key not in LIST_HEADERS:
+            return tuple(values)
+        out: list[str] = []
+        for value in values:
+            out.extend(split_commas(value))
+        return tuple(out)
+
+    def count(self, name: str) -> int:
+        key = header_key(name)
+        return self._keys.count(key)
+
+    # -- changing (always a new object) ------------------------------------------------------
+    def prepend(self, name: str, value: str) -> Headers:
+        """Add a header line before every other line with the same name (or at the top)."""
+        key = header_key(name)
+        try:
+            pos = self._keys.index(key)
+        except ValueError:
+            pos = 0
+        return self.insert(pos, name, value)
+
+    def insert(self, pos: int, name: str, value: str) -> Headers:
+        items = list(self._items)
+        keys = list(self._keys)
+        items.insert(pos, (name, value))
+        keys.insert(pos, header_key(name))
+        return Headers(items, tuple(keys))
+
+    def append(self, name: str, value: str) -> Headers:
+        return Headers((*self._items, (name, value)), (*self._keys, header_key(name)))
+
+    def remove(self, name: str) -> Headers:
+        """Drop every line called ``name``."""
+        key = header_key(name)
+        kept = [(item, k) for item, k in zip(self._items, self._keys) if k != key]
+        return Headers((item for item, _ in kept), tuple(k for _, k in kept))
+
+    def replace(self, name: str, value: str) -> Headers:
+        """Set the first line called ``name`` to ``value`` and drop the others (or append)."""
+        key = header_key(name)
+        items: list[tuple[str, str]] = []
+        keys: list[str] = []
+        done = False
+        for item, k in zip(self._items, self._keys):
+            if k == key:
+                if done:
+                    continue
+                item = (item[0], value)
+                done = True
+            items.append(item)
+            keys.append(k)
+        if not done:
+            items.append((name, value))
+            keys.append(key)
+        return Headers(items, tuple(keys))
+
+    def pop_first_value(self, name: str) -> tuple[str | None, Headers]:
+        """Remove the first list element of ``name`` (e.g. the top Route, §16.4) and return it."""
+        key = header_key(name)
+        for i, k in enumerate(self._keys):
+            if k == key:
+                elements = split_commas(self._items[i][1])
+                first, rest = elements[0], elements[1:]
+                items = list(self._items)
+                keys = list(self._keys)
+                if rest:
+                    items[i] = (items[i][0], ", ".join(rest))
+                else:
+                    del items[i]
+                    del keys[i]
+                return first, Headers(items, tuple(keys))
+        return None, self

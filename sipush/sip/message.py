@@ -1,0 +1,344 @@
+"""SIP requests and responses as frozen objects (RFC 3261 §7).
+
+A message holds its start line, an ordered :class:`~sipush.sip.headers.Headers` and the body.
+Typed views (Via, From/To, CSeq, Contact, Route, ...) are parsed on first access and cached;
+:func:`sipush.sip.parser.parse_message` touches the ones routing depends on, so a message that
+parsed cannot fail later when a proxy reads them.
+
+Messages never change. A proxy derives new ones through helpers that return a copy:
+``with_via_prepended``, ``with_max_forwards_decremented`` (§16.6 step 3), ``with_top_route_popped``
+(§16.4), ``with_top_via_removed`` (§16.7 step 3) and the generic header helpers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import TypeVar
+
+from sipush.errors import ParseError
+from sipush.sip.address import NameAddr, parse_name_addr
+from sipush.sip.grammar import TOKEN_CHARS, is_token, split_commas
+from sipush.sip.headers import Headers
+from sipush.sip.uri import Uri
+from sipush.sip.via import Via, parse_via
+
+MAX_CSEQ = 2**32 - 1  # §8.1.1.5: a 32-bit unsigned integer
+MAX_MAX_FORWARDS = 255  # §20.22
+DEFAULT_MAX_FORWARDS = 70  # §16.6 step 3
+
+_CSEQ_RE = re.compile(rf"[ \t]*([0-9]+)[ \t]+([{TOKEN_CHARS}]+)[ \t]*")
+_M = TypeVar("_M", "Request", "Response")
+
+
+@dataclass(frozen=True)
+class CSeq:
+    """``CSeq: 4711 INVITE`` (§20.16)."""
+
+    number: int
+    method: str
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.method}"
+
+
+class _Typed:
+    """Typed, cached views of the headers shared by requests and responses."""
+
+    headers: Headers
+    body: bytes
+
+    @cached_property
+    def vias(self) -> tuple[Via, ...]:
+        return tuple(parse_via(v) for v in _non_empty(self.headers.get_all("via"), "Via"))
+
+    @property
+    def top_via(self) -> Via:
+        vias = self.vias
+        if not vias:
+            raise ParseError("missing Via")
+        return vias[0]
+
+    @cached_property
+    def from_(self) -> NameAddr:
+        return parse_name_addr(_single(self.headers, "From"), "From")
+
+    @cached_property
+    def to(self) -> NameAddr:
+        return parse_name_addr(_single(self.headers, "To"), "To")
+
+    @cached_property
+    def call_id(self) -> str:
+        value = _single(self.headers, "Call-ID")
+        # callid = word [ "@" word ]: no whitespace (§25.1)
+        if not value or " " in value or "\t" in value:
+            raise ParseError("bad Call-ID")
+        return value
+
+    @cached_property
+    def cseq(self) -> CSeq:
+        m = _CSEQ_RE.fullmatch(_single(self.headers, "CSeq"))
+        if m is None:
+            raise ParseError("bad CSeq")
+        digits = m.group(1)
+        if len(digits) > 10 or int(digits) > MAX_CSEQ:
+            # RFC 4475 §3.1.2.4 scalar02 / §3.1.2.5 scalarlg
+            raise ParseError("CSeq number is larger than 2**32-1")
+        return CSeq(int(digits), m.group(2))
+
+    @cached_property
+    def max_forwards(self) -> int | None:
+        lines = self.headers.lines("Max-Forwards")
+        if not lines:
+            return None
+        if len(lines) > 1:
+            raise ParseError("more than one Max-Forwards header")
+        value = lines[0]
+        if not value.isdigit() or not value.isascii() or int(value) > MAX_MAX_FORWARDS:
+            raise ParseError("Max-Forwards must be a number from 0 to 255")
+        return int(value)
+
+    @cached_property
+    def contacts(self) -> tuple[NameAddr, ...]:
+        """The Contact values; empty for ``Contact: *`` (see :attr:`contact_is_star`)."""
+        values = self.headers.get_all("contact")
+        if self.contact_is_star:
+            return ()
+        return tuple(parse_name_addr(v, "Contact") for v in _non_empty(values, "Contact"))
+
+    @cached_property
+    def contact_is_star(self) -> bool:
+        """``Contact: *`` (§10.2.2); it must be the only Contact value."""
+        values = self.headers.get_all("contact")
+        if "*" not in values:
+            return False
+        if len(values) != 1:
+            raise ParseError("Contact: * must be the only Contact value")
+        return True
+
+    @cached_property
+    def routes(self) -> tuple[NameAddr, ...]:
+        return _name_addrs(self.headers, "Route")
+
+    @cached_property
+    def record_routes(self) -> tuple[NameAddr, ...]:
+        return _name_addrs(self.headers, "Record-Route")
+
+    @cached_property
+    def paths(self) -> tuple[NameAddr, ...]:
+        return _name_addrs(self.headers, "Path")
+
+    @cached_property
+    def content_length(self) -> int | None:
+        """The Content-Length header as received (serialisation always writes ``len(body)``)."""
+        lines = self.headers.lines("Content-Length")
+        if not lines:
+            return None
+        values = {v for v in lines}
+        if len(values) > 1:
+            raise ParseError("conflicting Content-Length values")  # RFC 4475 §3.3.9 mcl01
+        value = lines[0]
+        if not value.isdigit() or not value.isascii():
+            raise ParseError("Content-Length must be a non-negative number")  # RFC 4475 ncl
+        return int(value)
+
+    @cached_property
+    def content_type(self) -> str | None:
+        value = self.headers.get("Content-Type")
+        if value is not None and "/" not in value:
+            raise ParseError("bad Content-Type")
+        return value
+
+    @cached_property
+    def expires(self) -> int | None:
+        """The Expires header in seconds (§20.19), capped at 2**32-1 (RFC 4475 §3.1.2.4)."""
+        value = self.headers.get("Expires")
+        if value is None:
+            return None
+        if not value.isdigit() or not value.isascii():
+            raise ParseError("Expires must be a number of seconds")
+        return min(int(value), MAX_CSEQ)
+
+    @cached_property
+    def require(self) -> tuple[str, ...]:
+        return _option_tags(self.headers, "Require")
+
+    @cached_property
+    def proxy_require(self) -> tuple[str, ...]:
+        return _option_tags(self.headers, "Proxy-Require")
+
+    @cached_property
+    def supported(self) -> tuple[str, ...]:
+        return _option_tags(self.headers, "Supported")
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
+
+    def _serialise(self, start_line: str) -> bytes:
+        parts = [start_line]
+        length_written = False
+        for name, value in self.headers:
+            if not length_written and name.lower() in ("content-length", "l"):
+                # Always the real length: §18.3 / RFC 4475 dblreq (never forward trailing octets).
+                value = str(len(self.body))
+                length_written = True
+            elif length_written and name.lower() in ("content-length", "l"):
+                continue
+            parts.append(f"{name}: {value}")
+        if not length_written:
+            parts.append(f"Content-Length: {len(self.body)}")
+        parts.append("")
+        parts.append("")
+        return "\r\n".join(parts).encode("utf-8", "surrogateescape") + self.body
+
+
+@dataclass(frozen=True)
+class Request(_Typed):
+    """A SIP request. ``method`` is case-sensitive (§7.1)."""
+
+    method: str
+    uri: Uri
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+    version: str = "SIP/2.0"
+
+    def __bytes__(self) -> bytes:
+        return self._serialise(f"{self.method} {self.uri} {self.version}")
+
+    def to_bytes(self) -> bytes:
+        return bytes(self)
+
+    @property
+    def is_request(self) -> bool:
+        return True
+
+    # -- helpers returning new requests ------------------------------------------------------
+    def with_headers(self, headers: Headers) -> Request:
+        return replace(self, headers=headers)
+
+    def with_header_prepended(self, name: str, value: str) -> Request:
+        return replace(self, headers=self.headers.prepend(name, value))
+
+    def with_header_appended(self, name: str, value: str) -> Request:
+        return replace(self, headers=self.headers.append(name, value))
+
+    def with_header_removed(self, name: str) -> Request:
+        return replace(self, headers=self.headers.remove(name))
+
+    def with_header_replaced(self, name: str, value: str) -> Request:
+        return replace(self, headers=self.headers.replace(name, value))
+
+    def with_uri(self, uri: Uri) -> Request:
+        return replace(self, uri=uri)
+
+    def with_body(self, body: bytes, content_type: str | None = None) -> Request:
+        headers = self.headers
+        if content_type is not None:
+            headers = headers.replace("Content-Type", content_type)
+        return replace(self, headers=headers, body=body)
+
+    def with_via_prepended(self, via: Via | str) -> Request:
+        """§16.6 step 8: the proxy's own Via goes on top."""
+        return self.with_header_prepended("Via", str(via))
+
+    def with_top_via_replaced(self, via: Via) -> Request:
+        """Replace the top Via value (e.g. after stamping ``received``, §18.2.1)."""
+        first, rest = self.headers.pop_first_value("Via")
+        if first is None:
+            return self.with_via_prepended(via)
+        return replace(self, headers=rest.prepend("Via", str(via)))
+
+    def with_max_forwards_decremented(self) -> Request:
+        """§16.6 step 3: decrement Max-Forwards, or add it with 70 when absent."""
+        value = self.max_forwards
+        new = DEFAULT_MAX_FORWARDS if value is None else max(value - 1, 0)
+        if value is None:
+            return replace(self, headers=self.headers.append("Max-Forwards", str(new)))
+        return replace(self, headers=self.headers.replace("Max-Forwards", str(new)))
+
+    def with_top_route_popped(self) -> tuple[NameAddr | None, Request]:
+        """§16.4: remove the first Route value and return it with the new request."""
+        first, headers = self.headers.pop_first_value("Route")
+        if first is None:
+            return None, self
+        return parse_name_addr(first, "Route", require_brackets=True), replace(self, headers=headers)
+
+
+@dataclass(frozen=True)
+class Response(_Typed):
+    """A SIP response."""
+
+    status: int
+    reason: str
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+    version: str = "SIP/2.0"
+
+    def __bytes__(self) -> bytes:
+        return self._serialise(f"{self.version} {self.status} {self.reason}")
+
+    def to_bytes(self) -> bytes:
+        return bytes(self)
+
+    @property
+    def is_request(self) -> bool:
+        return False
+
+    @property
+    def is_provisional(self) -> bool:
+        return self.status < 200
+
+    def with_headers(self, headers: Headers) -> Response:
+        return replace(self, headers=headers)
+
+    def with_header_prepended(self, name: str, value: str) -> Response:
+        return replace(self, headers=self.headers.prepend(name, value))
+
+    def with_header_appended(self, name: str, value: str) -> Response:
+        return replace(self, headers=self.headers.append(name, value))
+
+    def with_header_removed(self, name: str) -> Response:
+        return replace(self, headers=self.headers.remove(name))
+
+    def with_header_replaced(self, name: str, value: str) -> Response:
+        return replace(self, headers=self.headers.replace(name, value))
+
+    def with_top_via_removed(self) -> Response:
+        """§16.7 step 3: a proxy removes its own Via before relaying a response upstream."""
+        _, headers = self.headers.pop_first_value("Via")
+        return replace(self, headers=headers)
+
+
+Message = Request | Response
+
+
+def _single(headers: Headers, name: str) -> str:
+    lines = headers.lines(name)
+    if not lines:
+        raise ParseError(f"missing {name} header")
+    if len(lines) > 1:
+        raise ParseError(f"more than one {name} header")  # RFC 4475 §3.3.8 multi01
+    return lines[0]
+
+
+def _non_empty(values: tuple[str, ...], name: str) -> tuple[str, ...]:
+    for value in values:
+        if not value:
+            raise ParseError(f"empty value in {name}")  # RFC 4475 §3.1.2.1 badinv01
+    return values
+
+
+def _name_addrs(headers: Headers, name: str) -> tuple[NameAddr, ...]:
+    values = _non_empty(headers.get_all(name), name)
+    return tuple(parse_name_addr(v, name, require_brackets=True) for v in values)
+
+
+def _option_tags(headers: Headers, name: str) -> tuple[str, ...]:
+    tags: list[str] = []
+    for line in headers.lines(name):
+        for tag in split_commas(line):
+            if not is_token(tag):
+                raise ParseError(f"bad option tag in {name}")
+            tags.append(tag)
+    return tuple(tags)

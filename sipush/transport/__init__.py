@@ -1,0 +1,1 @@
+"""Transports: asyncio UDP, TCP and TLS that only move bytes and report flow events."""
