@@ -18,6 +18,7 @@ from functools import cached_property
 
 from sipush.errors import ParseError
 from sipush.sip.grammar import (
+    TOKEN_CHARS,
     WS,
     Params,
     drop_param,
@@ -25,6 +26,7 @@ from sipush.sip.grammar import (
     format_params,
     is_token,
     parse_generic_params,
+    parse_param_list,
     quote,
     read_quoted,
     set_param,
@@ -34,6 +36,13 @@ from sipush.sip.grammar import (
 from sipush.sip.uri import AbsoluteUri, SipUri, Uri, parse_uri
 
 _WS_RE = re.compile(r"[ \t]+")
+# Fast path: [ "quoted" / token words ] <URI> [ ;params ]. Anything else goes
+# through the exact parser below.
+_NAME_ADDR_FAST_RE = re.compile(
+    r'[ \t]*(?:"((?:[^"\\\r\n]|\\[\x00-\x09\x0b\x0c\x0e-\x7f])*)"[ \t]*'
+    rf"|([{TOKEN_CHARS}]+(?:[ \t]+[{TOKEN_CHARS}]+)*)[ \t]*)?"
+    r"<([^ \t<>\"]+)>[ \t]*((?:;.*)?)"
+)
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,15 @@ STAR = "*"
 
 def parse_name_addr(text: str, what: str, *, require_brackets: bool = False) -> NameAddr:
     """Parse one name-addr or addr-spec with trailing header parameters."""
+    m = _NAME_ADDR_FAST_RE.fullmatch(text)
+    if m is not None:
+        quoted, words, uri_text, rest = m.groups()
+        display = unquote(quoted) if quoted is not None else (_WS_RE.sub(" ", words) if words else None)
+        params: Params = ()
+        if rest:
+            params = parse_param_list(rest, what)
+            _check_known_params(params, what)
+        return NameAddr(parse_uri(uri_text), display, params)
     s = text.strip(WS)
     display: str | None = None
     if s.startswith('"'):
@@ -122,7 +140,7 @@ def parse_name_addr(text: str, what: str, *, require_brackets: bool = False) -> 
             # §20: in addr-spec form the URI may not contain ',', '?' or ';' (RFC 4475 regbadct)
             raise ParseError(f"{what}: a URI with headers or spaces must be enclosed in <>")
         uri = parse_uri(uri_text)
-    params: Params = ()
+    params = ()
     if rest:
         if not rest.startswith(";"):
             raise ParseError(f"{what}: unexpected text after URI")

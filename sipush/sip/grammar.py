@@ -55,6 +55,40 @@ def unescape(text: str) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
+# One lexical unit of a list value: a quoted string (its closing quote captured so that an
+# unterminated one can be told apart), an angle-bracketed URI, or a separator.
+_LIST_UNIT_RE = re.compile(r'"(?:[^"\\]|\\.)*(?P<close>")?|<[^>]*>?|(?P<sep>[,;])', re.DOTALL)
+
+
+def _split_outside(value: str) -> list[str]:
+    parts: list[str] = []
+    start = 0
+    for m in _LIST_UNIT_RE.finditer(value):
+        sep = m.group("sep")
+        if sep == ",":
+            parts.append(value[start : m.start()].strip(WS))
+            start = m.end()
+        elif sep is None and m.group()[0] == '"' and m.group("close") is None:
+            raise ParseError("unterminated quoted string")
+    parts.append(value[start:].strip(WS))
+    return parts
+
+
+def _split_quotes_only(value: str, separator: str) -> list[str]:
+    # Angle brackets have no grouping meaning here: blank them out (same length) before scanning.
+    parts: list[str] = []
+    start = 0
+    for m in _LIST_UNIT_RE.finditer(value.replace("<", " ").replace(">", " ")):
+        sep = m.group("sep")
+        if sep == separator:
+            parts.append(value[start : m.start()].strip(WS))
+            start = m.end()
+        elif sep is None and m.group()[0] == '"' and m.group("close") is None:
+            raise ParseError("unterminated quoted string")
+    parts.append(value[start:].strip(WS))
+    return parts
+
+
 def split_commas(value: str) -> list[str]:
     """Split a header value at commas that are outside quotes and angle brackets (§7.3.1).
 
@@ -62,61 +96,14 @@ def split_commas(value: str) -> list[str]:
     """
     if '"' not in value and "<" not in value:
         return [part.strip(WS) for part in value.split(",")]
-    parts: list[str] = []
-    start = 0
-    in_quotes = False
-    in_angle = False
-    i = 0
-    n = len(value)
-    while i < n:
-        ch = value[i]
-        if in_quotes:
-            if ch == "\\":
-                i += 1  # quoted-pair: skip the escaped character (§25.1)
-            elif ch == '"':
-                in_quotes = False
-        elif ch == '"':
-            in_quotes = True
-        elif ch == "<":
-            in_angle = True
-        elif ch == ">":
-            in_angle = False
-        elif ch == "," and not in_angle:
-            parts.append(value[start:i].strip(WS))
-            start = i + 1
-        i += 1
-    if in_quotes:
-        raise ParseError("unterminated quoted string")
-    parts.append(value[start:].strip(WS))
-    return parts
+    return _split_outside(value)
 
 
 def split_semicolons(value: str) -> list[str]:
     """Split at semicolons outside quoted strings; elements are stripped, empties kept."""
     if '"' not in value:
         return [part.strip(WS) for part in value.split(";")]
-    parts: list[str] = []
-    start = 0
-    in_quotes = False
-    i = 0
-    n = len(value)
-    while i < n:
-        ch = value[i]
-        if in_quotes:
-            if ch == "\\":
-                i += 1
-            elif ch == '"':
-                in_quotes = False
-        elif ch == '"':
-            in_quotes = True
-        elif ch == ";":
-            parts.append(value[start:i].strip(WS))
-            start = i + 1
-        i += 1
-    if in_quotes:
-        raise ParseError("unterminated quoted string")
-    parts.append(value[start:].strip(WS))
-    return parts
+    return _split_quotes_only(value, ";")
 
 
 # quoted-string = SWS DQUOTE *(qdtext / quoted-pair) DQUOTE
@@ -152,6 +139,22 @@ def quote(text: str) -> str:
 _GEN_VALUE_RE = re.compile(rf'[{TOKEN_CHARS}]+|\[?[0-9A-Fa-f:.]+\]?|"(?:[^"\\\r\n]|\\[\x00-\x09\x0b\x0c\x0e-\x7f])*"')
 
 Params = tuple[tuple[str, "str | None"], ...]
+
+
+_PARAM_UNIT = (
+    rf"[ \t]*;[ \t]*([{TOKEN_CHARS}]+)"
+    rf'(?:[ \t]*=[ \t]*([{TOKEN_CHARS}]+|\[?[0-9A-Fa-f:.]+\]?|"(?:[^"\\\r\n]|\\[\x00-\x09\x0b\x0c\x0e-\x7f])*"))?'
+)
+_PARAMS_RE = re.compile(rf"(?:{_PARAM_UNIT})*[ \t]*")
+_PARAM_RE = re.compile(_PARAM_UNIT)
+
+
+def parse_param_list(text: str, what: str) -> Params:
+    """Parse ``;name=value;flag ...`` (the text starts at the first ``;``) in two regex passes;
+    fall back to the element-wise parser for its precise error message."""
+    if _PARAMS_RE.fullmatch(text) is not None:
+        return tuple((name, value or None) for name, value in _PARAM_RE.findall(text))
+    return parse_generic_params(split_semicolons(text.lstrip(WS)[1:]), what)
 
 
 def parse_generic_params(parts: list[str], what: str) -> Params:

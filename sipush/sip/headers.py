@@ -60,6 +60,7 @@ CANONICAL_NAMES = {
 }
 
 _KEY_CACHE: dict[str, str] = {}
+_EMPTY: list[str] = []
 
 
 def header_key(name: str) -> str:
@@ -82,11 +83,26 @@ def canonical_name(name: str) -> str:
 class Headers:
     """Ordered (name, value) pairs; immutable; names compared case-insensitively."""
 
-    __slots__ = ("_items", "_keys")
+    __slots__ = ("_items", "_keys", "_index")
 
     def __init__(self, items: Iterable[tuple[str, str]] = (), keys: tuple[str, ...] | None = None) -> None:
         self._items: tuple[tuple[str, str], ...] = tuple(items)
         self._keys: tuple[str, ...] = keys if keys is not None else tuple(header_key(n) for n, _ in self._items)
+        self._index: dict[str, list[str]] | None = None
+
+    def _values(self, key: str) -> list[str]:
+        """Values of every line with this key; the index is built once, on first lookup."""
+        index = self._index
+        if index is None:
+            index = {}
+            for k, (_, value) in zip(self._keys, self._items):
+                bucket = index.get(k)
+                if bucket is None:
+                    index[k] = [value]
+                else:
+                    bucket.append(value)
+            self._index = index
+        return index.get(key, _EMPTY)
 
     # -- reading -------------------------------------------------------------------------
     def __iter__(self) -> Iterator[tuple[str, str]]:
@@ -96,7 +112,7 @@ class Headers:
         return len(self._items)
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and header_key(name) in self._keys
+        return isinstance(name, str) and bool(self._values(header_key(name)))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Headers) and self._items == other._items
@@ -113,21 +129,17 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """Value of the first header line called ``name``, or ``None``."""
-        key = header_key(name)
-        for i, k in enumerate(self._keys):
-            if k == key:
-                return self._items[i][1]
-        return None
+        values = self._values(header_key(name))
+        return values[0] if values else None
 
     def lines(self, name: str) -> tuple[str, ...]:
         """Values of every header line called ``name``, unsplit."""
-        key = header_key(name)
-        return tuple(self._items[i][1] for i, k in enumerate(self._keys) if k == key)
+        return tuple(self._values(header_key(name)))
 
     def get_all(self, name: str) -> tuple[str, ...]:
         """All values: list headers are split at top-level commas (§7.3.1), others per line."""
         key = header_key(name)
-        values = [self._items[i][1] for i, k in enumerate(self._keys) if k == key]
+        values = self._values(key)
         if key not in LIST_HEADERS:
             return tuple(values)
         out: list[str] = []
@@ -136,8 +148,7 @@ class Headers:
         return tuple(out)
 
     def count(self, name: str) -> int:
-        key = header_key(name)
-        return self._keys.count(key)
+        return len(self._values(header_key(name)))
 
     # -- changing (always a new object) ------------------------------------------------------
     def prepend(self, name: str, value: str) -> Headers:

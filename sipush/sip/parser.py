@@ -69,12 +69,17 @@ def parse_message(data: bytes, *, datagram: bool = True) -> Message:
     return message
 
 
+_VALID_NAMES: set[str] = set()  # header names already checked to be tokens (bounded)
+
+
 def _header_items(lines: list[str]) -> list[tuple[str, str]]:
+    """Split header lines into (name, value) pairs, unfolding continuation lines."""
     items: list[tuple[str, str]] = []
     for line in lines[1:]:
         if "\r" in line or "\n" in line:
             raise ParseError("bare CR or LF in a header line")
-        if line[:1] in (" ", "\t"):
+        first = line[:1]
+        if first == " " or first == "\t":
             # §7.3.1 line folding: the continuation joins the previous value with one SP.
             if not items:
                 raise ParseError("continuation line before the first header")
@@ -86,8 +91,11 @@ def _header_items(lines: list[str]) -> list[tuple[str, str]]:
         if not colon:
             raise ParseError(f"header line without a colon: {line[:40]!r}")
         name = name.rstrip(" \t")
-        if TOKEN_RE.fullmatch(name) is None:
-            raise ParseError(f"bad header name {name[:40]!r}")
+        if name not in _VALID_NAMES:
+            if TOKEN_RE.fullmatch(name) is None:
+                raise ParseError(f"bad header name {name[:40]!r}")
+            if len(_VALID_NAMES) < 4096:
+                _VALID_NAMES.add(name)
         items.append((name, value.strip(" \t")))
     return items
 

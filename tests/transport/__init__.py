@@ -1,0 +1,1 @@
+"""Transport tests: real sockets on loopback, and the sans-I/O framer."""
