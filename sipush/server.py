@@ -5,7 +5,11 @@ Theory of operation
 The transport layer reports events; :class:`SipServer` handles each one synchronously:
 
 * ``Received(request)`` — stamp the top Via with where the request really came from (§18.2.1,
-  RFC 3581), run the module chain (``sanity`` -> ``local`` -> ``unroutable``), and send the reply.
+  RFC 3581) and match it to a server transaction (§17.2.3): a retransmission or the ACK of a
+  non-2xx goes to its transaction (which re-sends its last response, or absorbs the ACK); a
+  CANCEL whose INVITE transaction exists gets 200 (§9.2); a new request gets a server transaction
+  and runs the module chain (``sanity`` -> ``local`` -> ``unroutable``), whose reply is sent
+  through the transaction (so a final INVITE response is retransmitted over UDP until the ACK).
 * ``Received(response)`` — nothing is forwarded yet; stray responses are dropped (§18.1.2 /
   §16.7: a response we hold no transaction for; RFC 4475 bcast/bigcode/scalarlg never leave).
 * ``Malformed`` — a request that failed to parse gets the status its ParseError carries (400,
@@ -38,8 +42,20 @@ from sipush.errors import ConfigError, ParseError, SipushError
 from sipush.proxy.chain import Chain, Drop, LocalIdentity, Reply, RequestContext
 from sipush.proxy.local import Local
 from sipush.proxy.sanity import Sanity
+from sipush.proxy.transactions import TransactionRunner
 from sipush.proxy.unroutable import Unroutable
-from sipush.sip import Request, Response, parse_via, response_destination, response_for_malformed, stamp_received
+from sipush.sip import (
+    Request,
+    Response,
+    make_response,
+    parse_via,
+    response_destination,
+    response_for_malformed,
+    stamp_received,
+)
+from sipush.sip.message import Message
+from sipush.sip.timers import TimerConfig
+from sipush.sip.transaction_tables import TransactionError
 from sipush.transport.events import FlowClosed, Malformed, Received, TransportEvent
 from sipush.transport.flow import Flow
 from sipush.transport.layer import TransportLayer
@@ -64,6 +80,8 @@ class SipServer:
         self.chain = Chain([Sanity(), Local(agent), Unroutable()])
         self.local = LocalIdentity(frozenset(config.server.domains), frozenset())
         self._tasks: set[asyncio.Task[None]] = set()
+        timers = TimerConfig(t1=config.sip.t1, t2=config.sip.t2, t4=config.sip.t4)
+        self.transactions = TransactionRunner(timers, self._send_message)
 
     async def start(self) -> None:
         """Bind every listen address; on any failure close what was bound and re-raise."""
@@ -83,6 +101,7 @@ class SipServer:
         self.local = LocalIdentity(frozenset(hosts), frozenset(ports))
 
     async def stop(self) -> None:
+        self.transactions.close()
         await self.transports.close()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=2.0)
@@ -108,8 +127,34 @@ class SipServer:
         stamped = stamp_received(top, flow.remote[0], flow.remote[1])
         if stamped is not top:
             request = request.with_top_via_replaced(stamped)
-        ctx = RequestContext(request, flow.transport, flow.remote, self.local)
-        outcome = self.chain.run(ctx)
+        try:
+            existing = self.transactions.match(request)
+            if existing is not None:  # §17.2.3: a retransmission, or the ACK for our non-2xx
+                self.transactions.receive(existing, request)
+                return
+            if request.method == "ACK":
+                # An ACK matching no transaction acknowledges a 2xx (§17.2.3); nothing to forward to yet.
+                self._reply_statelessly(request, flow)
+                return
+            tx = self.transactions.start_server(request, flow)
+        except TransactionError as err:
+            logger.debug("%s %s does not fit a transaction: %s", request.method, request.uri, err)
+            self._reply_statelessly(request, flow)
+            return
+        if request.method == "CANCEL" and self.transactions.registry.match_cancel_target(request) is not None:
+            # §9.2: the CANCEL matched a transaction; our INVITEs are answered at once, so the
+            # final response is already out and the CANCEL has no further effect.
+            self.transactions.respond(tx, make_response(request, 200))
+            return
+        outcome = self.chain.run(RequestContext(request, flow.transport, flow.remote, self.local))
+        if isinstance(outcome, Reply):
+            self.transactions.respond(tx, outcome.response)
+        elif isinstance(outcome, Drop):
+            logger.debug("dropped %s %s: %s", request.method, request.uri, outcome.reason)
+
+    def _reply_statelessly(self, request: Request, flow: Flow) -> None:
+        """Run the chain without a transaction (ACK, or a request no transaction can hold)."""
+        outcome = self.chain.run(RequestContext(request, flow.transport, flow.remote, self.local))
         if isinstance(outcome, Reply):
             self.send_response(outcome.response, flow)
         elif isinstance(outcome, Drop):
@@ -126,6 +171,10 @@ class SipServer:
         self.send_response(response, flow, via_may_be_broken=True)
 
     # -- sending --------------------------------------------------------------------------------
+
+    def _send_message(self, message: Message, flow: Flow) -> None:
+        if isinstance(message, Response):
+            self.send_response(message, flow)
 
     def send_response(self, response: Response, flow: Flow, *, via_may_be_broken: bool = False) -> None:
         """§18.2.2: streams answer on the request's connection; UDP goes to received/rport."""

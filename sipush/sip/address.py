@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from functools import cached_property
 
 from sipush.errors import ParseError
 from sipush.sip.grammar import (
+    cached_view,
     TOKEN_CHARS,
     WS,
     Params,
     drop_param,
+    fast_new,
     find_param,
     format_params,
     is_token,
@@ -39,7 +40,7 @@ _WS_RE = re.compile(r"[ \t]+")
 # Fast path: [ "quoted" / token words ] <URI> [ ;params ]. Anything else goes
 # through the exact parser below.
 _NAME_ADDR_FAST_RE = re.compile(
-    r'[ \t]*(?:"((?:[^"\\\r\n]|\\[\x00-\x09\x0b\x0c\x0e-\x7f])*)"[ \t]*'
+    r'[ \t]*(?:"([^"\\\r\n]*(?:\\[\x00-\x09\x0b\x0c\x0e-\x7f][^"\\\r\n]*)*)"[ \t]*'
     rf"|([{TOKEN_CHARS}]+(?:[ \t]+[{TOKEN_CHARS}]+)*)[ \t]*)?"
     r"<([^ \t<>\"]+)>[ \t]*((?:;.*)?)"
 )
@@ -56,7 +57,7 @@ class NameAddr:
     def __str__(self) -> str:
         return self.text
 
-    @cached_property
+    @cached_view
     def text(self) -> str:
         name = "" if self.display_name is None else quote(self.display_name) + " "
         return f"{name}<{self.uri}>{format_params(self.params)}"
@@ -104,7 +105,7 @@ def parse_name_addr(text: str, what: str, *, require_brackets: bool = False) -> 
         if rest:
             params = parse_param_list(rest, what)
             _check_known_params(params, what)
-        return NameAddr(parse_uri(uri_text), display, params)
+        return fast_new(NameAddr, {"uri": parse_uri(uri_text), "display_name": display, "params": params})
     s = text.strip(WS)
     display: str | None = None
     if s.startswith('"'):

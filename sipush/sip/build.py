@@ -93,8 +93,8 @@ def response_for_malformed(error: ParseError, *, server: str = "sipush", to_tag:
     items: list[tuple[str, str]] = []
     for name, value in head.headers:
         key = header_key(name)
-        if key not in _COPIED:
-            continue
+        if key not in _COPIED or "\r" in value or "\n" in value:
+            continue  # never let raw input break our own framing
         if key == "to":
             value = _with_tag(value, to_tag or new_tag())
         items.append((name, value))

@@ -87,22 +87,44 @@ class Headers:
 
     def __init__(self, items: Iterable[tuple[str, str]] = (), keys: tuple[str, ...] | None = None) -> None:
         self._items: tuple[tuple[str, str], ...] = tuple(items)
-        self._keys: tuple[str, ...] = keys if keys is not None else tuple(header_key(n) for n, _ in self._items)
+        if keys is None:
+            cached = _KEY_CACHE.get
+            found = [cached(name) for name, _ in self._items]
+            if None in found:
+                found = [header_key(name) for name, _ in self._items]
+            keys = tuple(found)  # type: ignore[arg-type]
+        self._keys: tuple[str, ...] = keys
         self._index: dict[str, list[str]] | None = None
 
-    def _values(self, key: str) -> list[str]:
-        """Values of every line with this key; the index is built once, on first lookup."""
+    def by_key(self, key: str) -> list[str]:
+        """Values of every line whose normalised key (see :func:`header_key`) is ``key``.
+
+        The fast path for code that already holds a key such as ``"via"``; do not mutate the
+        list. The index behind it is built once, on the first lookup.
+        """
         index = self._index
         if index is None:
-            index = {}
-            for k, (_, value) in zip(self._keys, self._items):
-                bucket = index.get(k)
-                if bucket is None:
-                    index[k] = [value]
-                else:
-                    bucket.append(value)
-            self._index = index
+            index = self._build_index()
         return index.get(key, _EMPTY)
+
+    def _build_index(self) -> dict[str, list[str]]:
+        index: dict[str, list[str]] = {}
+        for k, (_, value) in zip(self._keys, self._items):
+            bucket = index.get(k)
+            if bucket is None:
+                index[k] = [value]
+            else:
+                bucket.append(value)
+        self._index = index
+        return index
+
+    def has_key(self, key: str) -> bool:
+        index = self._index
+        if index is None:
+            index = self._build_index()
+        return key in index
+
+    _values = by_key
 
     # -- reading -------------------------------------------------------------------------
     def __iter__(self) -> Iterator[tuple[str, str]]:
@@ -126,6 +148,11 @@ class Headers:
     @property
     def items(self) -> tuple[tuple[str, str], ...]:
         return self._items
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The normalised key of each line, in order (see :func:`header_key`)."""
+        return self._keys
 
     def get(self, name: str) -> str | None:
         """Value of the first header line called ``name``, or ``None``."""

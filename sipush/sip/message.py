@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from typing import TypeVar
 
 from sipush.errors import ParseError
 from sipush.sip.address import NameAddr, parse_name_addr
-from sipush.sip.grammar import TOKEN_CHARS, is_token, split_commas
+from sipush.sip.grammar import TOKEN_CHARS, cached_view, fast_new, is_token, split_commas
 from sipush.sip.headers import Headers
 from sipush.sip.uri import Uri
 from sipush.sip.via import Via, parse_via
@@ -49,9 +48,9 @@ class _Typed:
     headers: Headers
     body: bytes
 
-    @cached_property
+    @cached_view
     def vias(self) -> tuple[Via, ...]:
-        return tuple(parse_via(v) for v in _non_empty(self.headers.get_all("via"), "Via"))
+        return tuple([parse_via(v) for v in _non_empty(_list_values(self.headers, "via"), "Via")])
 
     @property
     def top_via(self) -> Via:
@@ -60,36 +59,36 @@ class _Typed:
             raise ParseError("missing Via")
         return vias[0]
 
-    @cached_property
+    @cached_view
     def from_(self) -> NameAddr:
-        return parse_name_addr(_single(self.headers, "From"), "From")
+        return parse_name_addr(_single(self.headers, "from", "From"), "From")
 
-    @cached_property
+    @cached_view
     def to(self) -> NameAddr:
-        return parse_name_addr(_single(self.headers, "To"), "To")
+        return parse_name_addr(_single(self.headers, "to", "To"), "To")
 
-    @cached_property
+    @cached_view
     def call_id(self) -> str:
-        value = _single(self.headers, "Call-ID")
+        value = _single(self.headers, "call-id", "Call-ID")
         # callid = word [ "@" word ]: no whitespace (§25.1)
         if not value or " " in value or "\t" in value:
             raise ParseError("bad Call-ID")
         return value
 
-    @cached_property
+    @cached_view
     def cseq(self) -> CSeq:
-        m = _CSEQ_RE.fullmatch(_single(self.headers, "CSeq"))
+        m = _CSEQ_RE.fullmatch(_single(self.headers, "cseq", "CSeq"))
         if m is None:
             raise ParseError("bad CSeq")
         digits = m.group(1)
         if len(digits) > 10 or int(digits) > MAX_CSEQ:
             # RFC 4475 §3.1.2.4 scalar02 / §3.1.2.5 scalarlg
             raise ParseError("CSeq number is larger than 2**32-1")
-        return CSeq(int(digits), m.group(2))
+        return fast_new(CSeq, {"number": int(digits), "method": m.group(2)})
 
-    @cached_property
+    @cached_view
     def max_forwards(self) -> int | None:
-        lines = self.headers.lines("Max-Forwards")
+        lines = self.headers.by_key("max-forwards")
         if not lines:
             return None
         if len(lines) > 1:
@@ -99,40 +98,43 @@ class _Typed:
             raise ParseError("Max-Forwards must be a number from 0 to 255")
         return int(value)
 
-    @cached_property
+    @cached_view
     def contacts(self) -> tuple[NameAddr, ...]:
         """The Contact values; empty for ``Contact: *`` (see :attr:`contact_is_star`)."""
-        values = self.headers.get_all("contact")
         if self.contact_is_star:
             return ()
-        return tuple(parse_name_addr(v, "Contact") for v in _non_empty(values, "Contact"))
+        values = _list_values(self.headers, "contact")
+        return tuple([parse_name_addr(v, "Contact") for v in _non_empty(values, "Contact")])
 
-    @cached_property
+    @cached_view
     def contact_is_star(self) -> bool:
         """``Contact: *`` (§10.2.2); it must be the only Contact value."""
-        values = self.headers.get_all("contact")
+        lines = self.headers.by_key("contact")
+        if not any(["*" in line for line in lines]):
+            return False
+        values = _list_values(self.headers, "contact")
         if "*" not in values:
             return False
         if len(values) != 1:
             raise ParseError("Contact: * must be the only Contact value")
         return True
 
-    @cached_property
+    @cached_view
     def routes(self) -> tuple[NameAddr, ...]:
-        return _name_addrs(self.headers, "Route")
+        return _name_addrs(self.headers, "route", "Route")
 
-    @cached_property
+    @cached_view
     def record_routes(self) -> tuple[NameAddr, ...]:
-        return _name_addrs(self.headers, "Record-Route")
+        return _name_addrs(self.headers, "record-route", "Record-Route")
 
-    @cached_property
+    @cached_view
     def paths(self) -> tuple[NameAddr, ...]:
-        return _name_addrs(self.headers, "Path")
+        return _name_addrs(self.headers, "path", "Path")
 
-    @cached_property
+    @cached_view
     def content_length(self) -> int | None:
         """The Content-Length header as received (serialisation always writes ``len(body)``)."""
-        lines = self.headers.lines("Content-Length")
+        lines = self.headers.by_key("content-length")
         if not lines:
             return None
         values = {v for v in lines}
@@ -143,54 +145,62 @@ class _Typed:
             raise ParseError("Content-Length must be a non-negative number")  # RFC 4475 ncl
         return int(value)
 
-    @cached_property
+    @cached_view
     def content_type(self) -> str | None:
-        value = self.headers.get("Content-Type")
+        values = self.headers.by_key("content-type")
+        value = values[0] if values else None
         if value is not None and "/" not in value:
             raise ParseError("bad Content-Type")
         return value
 
-    @cached_property
+    @cached_view
     def expires(self) -> int | None:
         """The Expires header in seconds (§20.19), capped at 2**32-1 (RFC 4475 §3.1.2.4)."""
-        value = self.headers.get("Expires")
+        values = self.headers.by_key("expires")
+        value = values[0] if values else None
         if value is None:
             return None
         if not value.isdigit() or not value.isascii():
             raise ParseError("Expires must be a number of seconds")
         return min(int(value), MAX_CSEQ)
 
-    @cached_property
+    @cached_view
     def require(self) -> tuple[str, ...]:
-        return _option_tags(self.headers, "Require")
+        return _option_tags(self.headers, "require", "Require")
 
-    @cached_property
+    @cached_view
     def proxy_require(self) -> tuple[str, ...]:
-        return _option_tags(self.headers, "Proxy-Require")
+        return _option_tags(self.headers, "proxy-require", "Proxy-Require")
 
-    @cached_property
+    @cached_view
     def supported(self) -> tuple[str, ...]:
-        return _option_tags(self.headers, "Supported")
+        return _option_tags(self.headers, "supported", "Supported")
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
 
     def _serialise(self, start_line: str) -> bytes:
-        parts = [start_line]
-        length_written = False
-        for name, value in self.headers:
-            if not length_written and name.lower() in ("content-length", "l"):
-                # Always the real length: §18.3 / RFC 4475 dblreq (never forward trailing octets).
-                value = str(len(self.body))
-                length_written = True
-            elif length_written and name.lower() in ("content-length", "l"):
-                continue
-            parts.append(f"{name}: {value}")
-        if not length_written:
-            parts.append(f"Content-Length: {len(self.body)}")
-        parts.append("")
-        parts.append("")
-        return "\r\n".join(parts).encode("utf-8", "surrogateescape") + self.body
+        items = self.headers.items
+        keys = self.headers.keys
+        length = str(len(self.body))
+        if keys.count("content-length") == 1 and items[keys.index("content-length")][1] == length:
+            lines = [f"{name}: {value}" for name, value in items]  # the common case: one true length
+        else:
+            # Always exactly one, true Content-Length: §18.3 / RFC 4475 dblreq and inv2543 (never
+            # forward trailing octets, and give streams the length they need).
+            lines = []
+            length_written = False
+            for (name, value), key in zip(items, keys):
+                if key == "content-length":
+                    if length_written:
+                        continue
+                    value = length
+                    length_written = True
+                lines.append(f"{name}: {value}")
+            if not length_written:
+                lines.append(f"Content-Length: {length}")
+        head = start_line + "\r\n" + "\r\n".join(lines) + "\r\n\r\n" if lines else start_line + "\r\n\r\n"
+        return head.encode("utf-8", "surrogateescape") + self.body
 
 
 @dataclass(frozen=True)
@@ -313,8 +323,8 @@ class Response(_Typed):
 Message = Request | Response
 
 
-def _single(headers: Headers, name: str) -> str:
-    lines = headers.lines(name)
+def _single(headers: Headers, key: str, name: str) -> str:
+    lines = headers.by_key(key)
     if not lines:
         raise ParseError(f"missing {name} header")
     if len(lines) > 1:
@@ -322,21 +332,32 @@ def _single(headers: Headers, name: str) -> str:
     return lines[0]
 
 
-def _non_empty(values: tuple[str, ...], name: str) -> tuple[str, ...]:
+def _non_empty(values: list[str], name: str) -> list[str]:
     for value in values:
         if not value:
             raise ParseError(f"empty value in {name}")  # RFC 4475 §3.1.2.1 badinv01
     return values
 
 
-def _name_addrs(headers: Headers, name: str) -> tuple[NameAddr, ...]:
-    values = _non_empty(headers.get_all(name), name)
+def _list_values(headers: Headers, key: str) -> list[str]:
+    """Comma-split values of a list header (§7.3.1), from its normalised key."""
+    lines = headers.by_key(key)
+    if len(lines) == 1 and "," not in lines[0]:
+        return [lines[0]]
+    out: list[str] = []
+    for line in lines:
+        out.extend(split_commas(line))
+    return out
+
+
+def _name_addrs(headers: Headers, key: str, name: str) -> tuple[NameAddr, ...]:
+    values = _non_empty(_list_values(headers, key), name)
     return tuple(parse_name_addr(v, name, require_brackets=True) for v in values)
 
 
-def _option_tags(headers: Headers, name: str) -> tuple[str, ...]:
+def _option_tags(headers: Headers, key: str, name: str) -> tuple[str, ...]:
     tags: list[str] = []
-    for line in headers.lines(name):
+    for line in headers.by_key(key):
         for tag in split_commas(line):
             if not is_token(tag):
                 raise ParseError(f"bad option tag in {name}")

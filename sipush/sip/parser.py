@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 
 from sipush.errors import ParseError, RawHead
-from sipush.sip.grammar import TOKEN_RE
+from sipush.sip.grammar import TOKEN_RE, fast_new
 from sipush.sip.headers import Headers
 from sipush.sip.message import Message, Request, Response
 from sipush.sip.uri import SipUri, parse_uri
@@ -37,6 +37,7 @@ KNOWN_METHODS = frozenset(
 _VERSION_RE = re.compile(r"SIP/([0-9]+)\.([0-9]+)", re.IGNORECASE)
 _STATUS_RE = re.compile(r"[1-6][0-9][0-9]")
 _CRLF2 = b"\r\n\r\n"
+_ANY_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 def parse_message(data: bytes, *, datagram: bool = True) -> Message:
@@ -50,11 +51,12 @@ def parse_message(data: bytes, *, datagram: bool = True) -> Message:
     text = data[start:end].decode("utf-8", "surrogateescape")
     lines = text.split("\r\n")
     start_line = lines[0]
+    crlfs = len(lines) - 1
+    clean = text.count("\r") == crlfs and text.count("\n") == crlfs  # no bare CR or LF anywhere
     try:
-        items = _header_items(lines)
+        items = _header_items(lines, clean)  # consumes lines[0]
     except ParseError as err:
         raise err.with_head(read_raw_head(data) or RawHead(start_line, ())) from None
-    head = RawHead(start_line, tuple(items))
     try:
         headers = Headers(items)
         body = _frame_body(data, end + 4, headers, datagram)
@@ -64,18 +66,33 @@ def parse_message(data: bytes, *, datagram: bool = True) -> Message:
             message = _build_request(start_line, headers, body)
     except ParseError as err:
         if err.head is None:
-            raise err.with_head(head) from None
+            raise err.with_head(RawHead(start_line, tuple(items))) from None
         raise
     return message
 
 
-_VALID_NAMES: set[str] = set()  # header names already checked to be tokens (bounded)
+# Header names already seen to be tokens written without LWS before the colon (bounded: names
+# come from the network). Lines whose name is in here take the fast path.
+_VALID_NAMES: set[str] = set()
 
 
-def _header_items(lines: list[str]) -> list[tuple[str, str]]:
-    """Split header lines into (name, value) pairs, unfolding continuation lines."""
+def _header_items(lines: list[str], clean: bool) -> list[tuple[str, str]]:
+    """Split header lines into (name, value) pairs, unfolding continuation lines.
+
+    ``clean`` says the head has no bare CR or LF. Fast path: every line has a colon, none is a
+    continuation and every name is a token already seen; otherwise the exact loop below runs
+    (and finds the error, if there is one).
+    """
+    del lines[0]
+    parts = [line.partition(":") for line in lines]
+    if clean and all([colon and name in _VALID_NAMES for name, colon, _ in parts]):
+        return [(name, value.strip(" \t")) for name, _, value in parts]
+    return _header_items_slow(lines)
+
+
+def _header_items_slow(lines: list[str]) -> list[tuple[str, str]]:
     items: list[tuple[str, str]] = []
-    for line in lines[1:]:
+    for line in lines:
         if "\r" in line or "\n" in line:
             raise ParseError("bare CR or LF in a header line")
         first = line[:1]
@@ -90,25 +107,24 @@ def _header_items(lines: list[str]) -> list[tuple[str, str]]:
         name, colon, value = line.partition(":")
         if not colon:
             raise ParseError(f"header line without a colon: {line[:40]!r}")
-        name = name.rstrip(" \t")
-        if name not in _VALID_NAMES:
-            if TOKEN_RE.fullmatch(name) is None:
-                raise ParseError(f"bad header name {name[:40]!r}")
-            if len(_VALID_NAMES) < 4096:
-                _VALID_NAMES.add(name)
-        items.append((name, value.strip(" \t")))
+        stripped = name.rstrip(" \t")
+        if TOKEN_RE.fullmatch(stripped) is None:
+            raise ParseError(f"bad header name {name[:40]!r}")
+        if stripped == name and len(_VALID_NAMES) < 4096:
+            _VALID_NAMES.add(name)  # a token with nothing before the colon: fast path next time
+        items.append((stripped, value.strip(" \t")))
     return items
 
 
 def _frame_body(data: bytes, body_start: int, headers: Headers, datagram: bool) -> bytes:
-    lines = headers.lines("Content-Length")
+    lines = headers.by_key("content-length")
     if not lines:
         if datagram:
             return data[body_start:]  # §18.3: the body runs to the end of the datagram
         raise ParseError("Content-Length is required over stream transports")  # §18.3
-    if len(set(lines)) > 1:
-        raise ParseError("conflicting Content-Length values")  # RFC 4475 §3.3.9 mcl01
     value = lines[0]
+    if len(lines) > 1 and any([other != value for other in lines]):
+        raise ParseError("conflicting Content-Length values")  # RFC 4475 §3.3.9 mcl01
     if not value.isdigit() or not value.isascii():
         raise ParseError("Content-Length must be a non-negative number")  # RFC 4475 §3.1.2.3 ncl
     length = int(value)
@@ -143,7 +159,7 @@ def _build_request(start_line: str, headers: Headers, body: bytes) -> Request:
     if isinstance(uri, SipUri) and uri.headers:
         # §19.1.5: headers are not allowed in a Request-URI (RFC 4475 §3.1.2.11 escruri)
         raise ParseError("the Request-URI must not contain headers")
-    request = Request(method, uri, headers, body, version)
+    request = fast_new(Request, {"method": method, "uri": uri, "headers": headers, "body": body, "version": version})
     _validate_common(request)
     cseq = request.cseq
     if cseq.method != method:
@@ -151,14 +167,20 @@ def _build_request(start_line: str, headers: Headers, body: bytes) -> Request:
         status = 400 if method in KNOWN_METHODS else 501
         raise ParseError("the CSeq method does not match the request method", status)
     request.max_forwards  # noqa: B018 - validates
-    if "contact" in headers:
+    has = headers.has_key
+    if has("contact"):
         request.contacts  # noqa: B018
-    for name in ("route", "record-route", "path"):
-        if name in headers:
-            getattr(request, name.replace("-", "_") + "s")
-    request.require  # noqa: B018
-    request.proxy_require  # noqa: B018
-    if "expires" in headers:
+    if has("route"):
+        request.routes  # noqa: B018
+    if has("record-route"):
+        request.record_routes  # noqa: B018
+    if has("path"):
+        request.paths  # noqa: B018
+    if has("require"):
+        request.require  # noqa: B018
+    if has("proxy-require"):
+        request.proxy_require  # noqa: B018
+    if has("expires"):
         request.expires  # noqa: B018
     return request
 
@@ -171,9 +193,9 @@ def _build_response(start_line: str, headers: Headers, body: bytes) -> Response:
         raise ParseError(f"bad status code {code[:20]!r}")  # RFC 4475 §3.1.2.19 bigcode
     response = Response(int(code), reason, headers, body, version)
     _validate_common(response)
-    if "contact" in headers:
+    if headers.by_key("contact"):
         response.contacts  # noqa: B018
-    if "record-route" in headers:
+    if headers.by_key("record-route"):
         response.record_routes  # noqa: B018
     return response
 
@@ -200,7 +222,7 @@ def read_raw_head(data: bytes) -> RawHead | None:
             start += 2
         end = data.find(_CRLF2, start)
         text = data[start : end if end >= 0 else len(data)].decode("utf-8", "surrogateescape")
-        lines = text.split("\r\n")
+        lines = _ANY_LINE_END.split(text)  # bare CR/LF end lines too: values never carry them
         if not lines or not lines[0]:
             return None
         items: list[tuple[str, str]] = []

@@ -4,23 +4,23 @@ Nothing here reads a clock or sleeps. A transaction asks for a timer with
 ``StartTimer(Timer.A, 0.5)``; whatever runs it (the asyncio shell, or a fake clock in a test)
 feeds the timer back as an input when it fires.
 
-    timer   value                          what it bounds                          section
-    T1      0.5 s (default)                RTT estimate                            §17.1.1.1
-    T2      4 s (default)                  longest retransmit interval, non-INVITE §17.1.2.2
-    T4      5 s (default)                  longest time a message lives in the net §17.1.2.2
-    A       T1, doubling                   INVITE request retransmit (UDP only)    §17.1.1.2
-    B       64*T1                          INVITE client transaction timeout       §17.1.1.2
-    C       > 3 min                        proxy INVITE transaction timeout        §16.6 (11)
-    D       >= 32 s UDP, 0 reliable        wait for response retransmits           §17.1.1.2
-    E       T1, doubling up to T2          non-INVITE request retransmit (UDP only)§17.1.2.2
-    F       64*T1                          non-INVITE client transaction timeout   §17.1.2.2
-    G       T1, doubling up to T2          INVITE response retransmit (UDP only)   §17.2.1
-    H       64*T1                          wait for ACK receipt                    §17.2.1
-    I       T4 UDP, 0 reliable             wait for ACK retransmits                §17.2.1
-    J       64*T1 UDP, 0 reliable          wait for non-INVITE request retransmits §17.2.2
-    K       T4 UDP, 0 reliable             wait for response retransmits           §17.1.2.2
-    L       64*T1                          server: wait for 2xx retransmits        RFC 6026 §7.1
-    M       64*T1                          client: wait for more 2xx (forking)     RFC 6026 §7.2
+    timer   value                     what it bounds                             section
+    T1      0.5 s (default)           RTT estimate                               §17.1.1.1
+    T2      4 s (default)             longest retransmit interval, non-INVITE    §17.1.2.2
+    T4      5 s (default)             longest time a message lives in the net    §17.1.2.2
+    A       T1, doubling              INVITE request retransmit (UDP only)       §17.1.1.2
+    B       64*T1                     INVITE client transaction timeout          §17.1.1.2
+    C       > 3 min                   proxy INVITE transaction timeout           §16.6 step 11
+    D       >= 32 s UDP, 0 reliable   wait for response retransmits              §17.1.1.2
+    E       T1, doubling up to T2     non-INVITE request retransmit (UDP only)   §17.1.2.2
+    F       64*T1                     non-INVITE client transaction timeout      §17.1.2.2
+    G       T1, doubling up to T2     INVITE response retransmit (UDP only)      §17.2.1
+    H       64*T1                     wait for ACK receipt                       §17.2.1
+    I       T4 UDP, 0 reliable        wait for ACK retransmits                   §17.2.1
+    J       64*T1 UDP, 0 reliable     wait for non-INVITE request retransmits    §17.2.2
+    K       T4 UDP, 0 reliable        wait for response retransmits              §17.1.2.2
+    L       64*T1                     server: 2xx retransmits from the TU, ACKs  RFC 6026 §7.1
+    M       64*T1                     client: more 2xx (retransmits, forking)    RFC 6026 §7.2
 
 Timers A, E and G drive retransmission, which only unreliable transports need: on TCP/TLS they
 are never started (§17.1.1.2, §17.1.2.2, §17.2.1), and :func:`timer_duration` says so by

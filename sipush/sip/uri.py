@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from functools import cached_property
 
 from sipush.errors import ParseError
 from sipush.sip.grammar import (
+    cached_view,
     Params,
     check_escapes,
     drop_param,
+    fast_new,
     find_param,
     format_params,
     set_param,
@@ -57,7 +58,7 @@ class SipUri:
     def __str__(self) -> str:
         return self.text
 
-    @cached_property
+    @cached_view
     def text(self) -> str:
         out = [self.scheme, ":"]
         if self.user is not None:
@@ -86,7 +87,7 @@ class SipUri:
     def effective_port(self) -> int:
         return self.port if self.port is not None else DEFAULT_PORTS.get(self.scheme, 5060)
 
-    @cached_property
+    @cached_view
     def param_map(self) -> dict[str, str]:
         """Parameters by lower-case decoded name (first wins), decoded values; flags map to ``""``."""
         out: dict[str, str] = {}
@@ -166,8 +167,14 @@ def parse_uri(text: str) -> Uri:
         if port is None or port <= 65535:
             params: Params = ()
             if param_text:
-                params = tuple(_split_param(part) for part in param_text[1:].split(";"))
-            return SipUri(scheme, user, None, host, port, params)
+                params = tuple(
+                    [(n, v) if eq else (n, None) for n, eq, v in [p.partition("=") for p in param_text[1:].split(";")]]
+                )
+            return fast_new(
+                SipUri,
+                {"scheme": scheme, "user": user, "password": None, "host": host, "port": port,
+                 "params": params, "headers": ()},
+            )  # fmt: skip
     scheme, colon, rest = text.partition(":")
     if not colon or _SCHEME_RE.fullmatch(scheme) is None:
         raise ParseError(f"bad URI {text[:80]!r}")
@@ -179,11 +186,6 @@ def parse_uri(text: str) -> Uri:
     if not rest or _OPAQUE_RE.fullmatch(rest) is None:
         raise ParseError(f"bad URI {text[:80]!r}")
     return AbsoluteUri(scheme, rest)
-
-
-def _split_param(part: str) -> tuple[str, str | None]:
-    name, eq, value = part.partition("=")
-    return (name, value) if eq else (name, None)
 
 
 def _parse_sip(scheme: str, rest: str, text: str) -> SipUri:

@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from functools import cached_property
 
 from sipush.errors import ParseError
 from sipush.sip.grammar import (
+    cached_view,
     TOKEN_CHARS,
     Params,
+    fast_new,
     find_param,
     format_params,
     has_param,
-    parse_generic_params,
+    parse_param_list,
     set_param,
-    split_semicolons,
 )
 
 MAGIC_COOKIE = "z9hG4bK"
@@ -53,7 +53,7 @@ class Via:
     def __str__(self) -> str:
         return self.text
 
-    @cached_property
+    @cached_view
     def text(self) -> str:
         port = "" if self.port is None else f":{self.port}"
         return f"{self.protocol}/{self.transport} {self.host}{port}{format_params(self.params)}"
@@ -112,9 +112,11 @@ def parse_via(text: str) -> Via:
     if rest:
         if rest[0] != ";":
             raise ParseError(f"bad Via {text[:80]!r}")
-        params = parse_generic_params(split_semicolons(rest[1:]), "Via")
+        params = parse_param_list(rest, "Via")
         _check_via_params(params)
-    return Via(transport.upper(), host, port, params)
+    return fast_new(
+        Via, {"transport": transport.upper(), "host": host, "port": port, "params": params, "protocol": "SIP/2.0"}
+    )
 
 
 def _check_via_params(params: Params) -> None:

@@ -71,7 +71,7 @@ class Frame:
 
 @dataclass(frozen=True)
 class KeepAlivePing:
-    """A CRLFCRLF between messages: answer with one CRLF at once (RFC 5626 §3.5.1, §4.4.1)."""
+    """A CRLFCRLF between messages: answer one CRLF at once (RFC 5626 §3.5.1, §4.4.1, §5.4)."""
 
 
 @dataclass(frozen=True)

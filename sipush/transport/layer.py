@@ -340,6 +340,8 @@ class TransportLayer:
 
 def _reason(err: OSError) -> str:
     """A short lower-case reason: 'address already in use', 'connection refused'."""
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return f"TLS error: certificate rejected: {err.verify_message}"
     if isinstance(err, ssl.SSLError):
         return f"TLS error: {err.reason or err}"
     if err.errno is not None and err.errno in errno.errorcode:

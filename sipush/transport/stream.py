@@ -30,7 +30,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from sipush.errors import FramingError, TransportError
 from sipush.transport.events import FlowClosed, Malformed, TransportEvent
@@ -110,13 +110,12 @@ class StreamConnection(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        self._flow = Flow(
-            self.transport_name,
-            normalize_address(transport.get_extra_info("sockname")),
-            normalize_address(transport.get_extra_info("peername")),
-        )
+        self._transport = transport = cast(asyncio.Transport, transport)
+        local, remote = transport.get_extra_info("sockname"), transport.get_extra_info("peername")
+        if local is None or remote is None:  # the peer already went away: nothing to report
+            transport.abort()
+            return
+        self._flow = Flow(self.transport_name, normalize_address(local), normalize_address(remote))
         self._registry.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:

@@ -12,11 +12,12 @@ transport never retransmits, and that a message lost on a reliable transport end
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pytest
 from hypothesis import given, settings
@@ -29,10 +30,12 @@ from sipush.sip.transaction import (
     CancelTimer,
     ClientInviteTransaction,
     ClientNonInviteTransaction,
+    ClientTransaction,
     Deliver,
     Send,
     ServerInviteTransaction,
     ServerNonInviteTransaction,
+    ServerTransaction,
     StartTimer,
     Terminate,
     TimedOut,
@@ -85,13 +88,16 @@ class FakeLoop:
         self.now = max(self.now, until) if until < 1e9 else self.now
 
 
-class Runner:
+TX = TypeVar("TX", bound=Transaction[Any, Any])
+
+
+class Runner(Generic[TX]):
     """Carries out one transaction's actions on a :class:`FakeLoop` and records them."""
 
     def __init__(
         self,
         loop: FakeLoop,
-        tx: Transaction[Any, Any],
+        tx: TX,
         send: Callable[[Request | Response], None] | None = None,
         deliver: Callable[[Request | Response], None] | None = None,
     ) -> None:
@@ -120,7 +126,7 @@ class Runner:
             elif isinstance(action, StartTimer):
                 assert action.timer not in self.timers, f"{action.timer} started twice"
                 self.timers[action.timer] = self.loop.call_later(
-                    action.delay, lambda timer=action.timer: self._fire(timer)
+                    action.delay, functools.partial(self._fire, action.timer)
                 )
             elif isinstance(action, CancelTimer):
                 self.timers.pop(action.timer).cancelled = True
@@ -154,6 +160,11 @@ class Runner:
             if (isinstance(m, Request) and m.method == kind)
             or (isinstance(m, Response) and m.status == kind)
         ]
+
+
+def _state(runner: Runner[Any]) -> Any:
+    """The state now (a call, so a type checker does not keep an earlier narrowing)."""
+    return runner.tx.state
 
 
 # -- messages ---------------------------------------------------------------------------------
@@ -207,7 +218,7 @@ def test_invite_client_timers_follow_the_config() -> None:
     runner.start()
     loop.run()
     assert runner.timed_out_at == pytest.approx(6.4)
-    assert runner.send_times("INVITE") == pytest.approx([0.0, 0.1, 0.3, 0.7, 1.5, 3.1])
+    assert runner.send_times("INVITE") == pytest.approx([0.0, 0.1, 0.3, 0.7, 1.5, 3.1, 6.3])
 
 
 def test_invite_client_provisional_stops_retransmission_and_timer_b() -> None:
@@ -228,8 +239,9 @@ def test_invite_client_provisional_stops_retransmission_and_timer_b() -> None:
 def test_invite_client_acks_a_non_2xx_final_response_itself() -> None:
     loop = FakeLoop()
     routed = _request(
-        "INVITE", "z9hG4bK-scn-ack", extra="Route: <sip:p1.example.com;lr>\r\n"
-        "Route: <sip:p2.example.com;lr>\r\n"
+        "INVITE",
+        "z9hG4bK-scn-ack",
+        extra="Route: <sip:p1.example.com;lr>\r\nRoute: <sip:p2.example.com;lr>\r\n",
     )
     runner = Runner(loop, ClientInviteTransaction(routed, reliable=False))
     runner.start()
@@ -333,13 +345,13 @@ def test_non_invite_client_in_proceeding_retransmits_every_t2() -> None:
     loop.run(until=0.2)
     trying = make_response(OPTIONS, 100)
     runner.run(runner.tx.receive(trying))
-    assert runner.tx.state is ClientNonInviteState.PROCEEDING
+    assert _state(runner) is ClientNonInviteState.PROCEEDING
     loop.run(until=10.0)
     # Timer E keeps running; from Proceeding it is reset to T2 each time (§17.1.2.2).
     assert runner.send_times("OPTIONS") == [0.0, 0.5, 4.5, 8.5]
     ok = make_response(OPTIONS, 200, to_tag="b1")
     runner.run(runner.tx.receive(ok))
-    assert runner.tx.state is ClientNonInviteState.COMPLETED
+    assert _state(runner) is ClientNonInviteState.COMPLETED
     runner.run(runner.tx.receive(ok))  # retransmission absorbed in Completed
     loop.run()
     assert runner.delivered == [trying, ok]
@@ -591,7 +603,12 @@ def test_random_runs_raise_only_transaction_error_and_leave_no_timer(
     shell does): only TransactionError escapes, and Terminate never leaves a timer running."""
     loop = FakeLoop()
     request = INVITE if "invite" in kind and "non" not in kind else OPTIONS
-    tx: Transaction[Any, Any]
+    tx: (
+        ClientInviteTransaction
+        | ClientNonInviteTransaction
+        | ServerInviteTransaction
+        | ServerNonInviteTransaction
+    )
     if kind.startswith("client"):
         tx = new_client_transaction(request, reliable=reliable)
     else:
@@ -612,15 +629,15 @@ def test_random_runs_raise_only_transaction_error_and_leave_no_timer(
             elif event == "request":
                 if isinstance(tx, ServerInviteTransaction) and pick % 2:
                     runner.run(tx.receive(build_ack(request, make_response(request, 486))))
-                elif kind.startswith("server"):
+                elif isinstance(tx, ServerTransaction):
                     runner.run(tx.receive(request))
             else:
                 assert isinstance(event, int)
                 response = make_response(request, event, to_tag="b1")
-                if kind.startswith("client"):
-                    runner.run(tx.receive(response))  # type: ignore[attr-defined]
+                if isinstance(tx, ClientTransaction):
+                    runner.run(tx.receive(response))
                 else:
-                    runner.run(tx.respond(response))  # type: ignore[attr-defined]
+                    runner.run(tx.respond(response))
         except TransactionError:
             pass
     if reliable:
@@ -649,13 +666,17 @@ class LossyNetwork:
     on the network in both directions (``{1, 3}``: the first and the third).
     """
 
-    def __init__(self, loop: FakeLoop, *, drop: frozenset[int] = frozenset(), latency: float = 0.01):
+    def __init__(
+        self, loop: FakeLoop, *, drop: frozenset[int] = frozenset(), latency: float = 0.01
+    ):
         self.loop = loop
         self.drop = drop
         self.latency = latency
         self.log: list[Datagram] = []
 
-    def send(self, message: Request | Response, direction: str, deliver: Callable[[bytes], None]) -> None:
+    def send(
+        self, message: Request | Response, direction: str, deliver: Callable[[bytes], None]
+    ) -> None:
         data = bytes(message)
         number = len(self.log) + 1
         dropped = number in self.drop
@@ -668,7 +689,9 @@ class LossyNetwork:
 class ServerEnd:
     """A UAS: a registry of server transactions and a TU that answers every new request."""
 
-    def __init__(self, loop: FakeLoop, network: LossyNetwork, *, reliable: bool, status: int) -> None:
+    def __init__(
+        self, loop: FakeLoop, network: LossyNetwork, *, reliable: bool, status: int
+    ) -> None:
         self.loop = loop
         self.network = network
         self.reliable = reliable
@@ -691,7 +714,7 @@ class ServerEnd:
             return
         tx = new_server_transaction(request, reliable=self.reliable)
         self.registry.add(tx)
-        runner = Runner(self.loop, tx, send=self._send, deliver=lambda m, tx=tx: self._tu(tx, m))
+        runner = Runner(self.loop, tx, send=self._send, deliver=functools.partial(self._tu, tx))
         self.runners.append(runner)
         runner.start()
 
@@ -715,7 +738,15 @@ class ServerEnd:
 class ClientEnd:
     """A UAC with one client transaction."""
 
-    def __init__(self, loop: FakeLoop, network: LossyNetwork, server: ServerEnd, request: Request, *, reliable: bool) -> None:
+    def __init__(
+        self,
+        loop: FakeLoop,
+        network: LossyNetwork,
+        server: ServerEnd,
+        request: Request,
+        *,
+        reliable: bool,
+    ) -> None:
         self.network = network
         self.server = server
         self.registry = TransactionRegistry()
@@ -753,7 +784,9 @@ def _all_timers(*runners: Runner) -> set[Timer]:
 
 
 def test_udp_non_invite_survives_losing_the_1st_and_3rd_datagrams() -> None:
-    loop, network, client, server = _pair(OPTIONS, reliable=False, drop=frozenset({1, 3}), status=200)
+    loop, network, client, server = _pair(
+        OPTIONS, reliable=False, drop=frozenset({1, 3}), status=200
+    )
     client.runner.start()
     loop.run()
     assert [(d.direction, d.first_line, d.dropped) for d in network.log] == [
@@ -773,7 +806,9 @@ def test_udp_non_invite_survives_losing_the_1st_and_3rd_datagrams() -> None:
 
 
 def test_udp_invite_survives_loss_and_the_ack_reaches_the_server_transaction() -> None:
-    loop, network, client, server = _pair(INVITE, reliable=False, drop=frozenset({1, 3}), status=486)
+    loop, network, client, server = _pair(
+        INVITE, reliable=False, drop=frozenset({1, 3}), status=486
+    )
     client.runner.start()
     loop.run()
     lines = [(d.first_line.split(" ")[0:2], d.dropped) for d in network.log]
@@ -794,7 +829,7 @@ def test_udp_invite_survives_loss_and_the_ack_reaches_the_server_transaction() -
 
 
 def test_udp_invite_2xx_goes_to_accepted_on_both_sides() -> None:
-    loop, network, client, server = _pair(INVITE, reliable=False, drop=frozenset({4}), status=200)
+    loop, network, client, server = _pair(INVITE, reliable=False, drop=frozenset({3}), status=200)
     client.runner.start()
     loop.run(until=1.0)
     # INVITE, 100, 200 (lost), then nothing: the server TU owns 2xx retransmission (§13.3.1.4)
