@@ -6,7 +6,11 @@ import asyncio
 import ssl
 
 import pytest
-from transport.transport_testkit import (
+
+from sipush.errors import FramingError, TransportError
+from sipush.sip import Request, Response, make_response, parse_message, response_for_malformed
+from sipush.transport import Flow, FlowClosed, ListenSpec, Malformed, Received, TransportLayer
+from tests.transport.transport_testkit import (
     EventLog,
     ipv6_available,
     options_request,
@@ -17,16 +21,25 @@ from transport.transport_testkit import (
     tls_contexts,
 )
 
-from sipush.errors import FramingError, TransportError
-from sipush.sip import Request, Response, make_response, parse_message, response_for_malformed
-from sipush.transport import Flow, FlowClosed, ListenSpec, Malformed, Received, TransportLayer
-
 SERVER_TLS, CLIENT_TLS = tls_contexts()
 STREAMS = ["tcp", "tls"]
 
 
-def new_layer(events: EventLog, **options: float) -> TransportLayer:
-    return TransportLayer(events, tls_context=SERVER_TLS, client_tls_context=CLIENT_TLS, **options)
+def new_layer(
+    events: EventLog,
+    *,
+    max_message_size: int = 65535,
+    incomplete_message_timeout: float = 32.0,
+    framing_error_linger: float = 2.0,
+) -> TransportLayer:
+    return TransportLayer(
+        events,
+        max_message_size=max_message_size,
+        incomplete_message_timeout=incomplete_message_timeout,
+        framing_error_linger=framing_error_linger,
+        tls_context=SERVER_TLS,
+        client_tls_context=CLIENT_TLS,
+    )
 
 
 async def connect(

@@ -6,10 +6,10 @@ import asyncio
 import socket
 
 import pytest
-from transport.transport_testkit import EventLog, options_request, run, tls_contexts
 
 from sipush.errors import TransportError
 from sipush.transport import FlowClosed, ListenSpec, Received, TransportLayer, parse_listen
+from tests.transport.transport_testkit import EventLog, options_request, run, tls_contexts
 
 SERVER_TLS, _ = tls_contexts()
 

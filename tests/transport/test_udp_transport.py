@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from transport.transport_testkit import EventLog, ipv6_available, options_request, run
 
 from sipush.errors import TransportError
 from sipush.sip import Request, make_response
 from sipush.transport import Flow, ListenSpec, Malformed, Received, TransportLayer
+from tests.transport.transport_testkit import EventLog, ipv6_available, options_request, run
 
 
 class UdpPeer(asyncio.DatagramProtocol):
