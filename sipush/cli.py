@@ -97,7 +97,7 @@ def serve(
         stream=sys.stderr,
         format="sipush: %(levelname)s %(name)s: %(message)s",
     )
-    from sipush import server  # lazy: config errors never need the server's imports
+    import sipush.server as server  # lazy: config errors never need the server's imports
 
     ctx.exit(server.run(config))
 

@@ -133,7 +133,7 @@ class SipServer:
                 self.transactions.receive(existing, request)
                 return
             if request.method == "ACK":
-                # An ACK matching no transaction acknowledges a 2xx (§17.2.3); nothing to forward to yet.
+                # An ACK matching no transaction acknowledges a 2xx (§17.2.3): nowhere to go yet.
                 self._reply_statelessly(request, flow)
                 return
             tx = self.transactions.start_server(request, flow)
@@ -141,7 +141,10 @@ class SipServer:
             logger.debug("%s %s does not fit a transaction: %s", request.method, request.uri, err)
             self._reply_statelessly(request, flow)
             return
-        if request.method == "CANCEL" and self.transactions.registry.match_cancel_target(request) is not None:
+        if (
+            request.method == "CANCEL"
+            and self.transactions.registry.match_cancel_target(request) is not None
+        ):
             # §9.2: the CANCEL matched a transaction; our INVITEs are answered at once, so the
             # final response is already out and the CANCEL has no further effect.
             self.transactions.respond(tx, make_response(request, 200))
@@ -161,7 +164,9 @@ class SipServer:
             logger.debug("dropped %s %s: %s", request.method, request.uri, outcome.reason)
 
     def on_response(self, response: Response, flow: Flow) -> None:
-        logger.debug("dropped stray response %d for %s from %s", response.status, response.cseq, flow)
+        logger.debug(
+            "dropped stray response %d for %s from %s", response.status, response.cseq, flow
+        )
 
     def on_malformed(self, error: ParseError, flow: Flow) -> None:
         logger.info("malformed message from %s: %s", flow, error.detail)
@@ -176,7 +181,9 @@ class SipServer:
         if isinstance(message, Response):
             self.send_response(message, flow)
 
-    def send_response(self, response: Response, flow: Flow, *, via_may_be_broken: bool = False) -> None:
+    def send_response(
+        self, response: Response, flow: Flow, *, via_may_be_broken: bool = False
+    ) -> None:
         """§18.2.2: streams answer on the request's connection; UDP goes to received/rport."""
         if flow.is_stream:
             self._spawn(self._send(bytes(response), flow.transport, flow.remote, flow))
@@ -190,7 +197,9 @@ class SipServer:
                 raise
             # An unreadable Via (RFC 4475 badinv01): the packet's source is the only address.
         if not _sendable(destination[0]):
-            logger.info("not sending %d to %s (broadcast/multicast)", response.status, destination[0])
+            logger.info(
+                "not sending %d to %s (broadcast/multicast)", response.status, destination[0]
+            )
             return
         self._spawn(self._send(bytes(response), "udp", destination, flow))
 
@@ -220,7 +229,9 @@ def _sendable(host: str) -> bool:
         address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return True  # a name: resolved by the transport
-    if isinstance(address, ipaddress.IPv4Address) and address == ipaddress.IPv4Address("255.255.255.255"):
+    if isinstance(address, ipaddress.IPv4Address) and address == ipaddress.IPv4Address(
+        "255.255.255.255"
+    ):
         return False
     return not (address.is_multicast or address.is_unspecified)
 

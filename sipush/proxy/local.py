@@ -13,7 +13,10 @@ from sipush.proxy.chain import Continue, Drop, Outcome, Reply, RequestContext
 from sipush.sip import make_response
 from sipush.sip.parser import KNOWN_METHODS
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, REGISTER, PRACK, UPDATE, INFO, REFER, SUBSCRIBE, NOTIFY"
+ALLOW = ", ".join(
+    ["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "MESSAGE", "REGISTER", "PRACK", "UPDATE", "INFO",
+     "REFER", "SUBSCRIBE", "NOTIFY"]
+)  # fmt: skip
 
 
 class Local:

@@ -52,9 +52,15 @@ class Sanity:
             if is_ack:
                 return Drop("ACK with Max-Forwards 0")
             return Reply(make_response(request, 483))
-        unsupported = [t for t in request.proxy_require if t.lower() not in self.config.supported_proxy_extensions]
+        unsupported = [
+            t
+            for t in request.proxy_require
+            if t.lower() not in self.config.supported_proxy_extensions
+        ]
         if unsupported:
             if is_ack:
                 return Drop("ACK with unsupported Proxy-Require")
-            return Reply(make_response(request, 420, extra_headers=[("Unsupported", ", ".join(unsupported))]))
+            return Reply(
+                make_response(request, 420, extra_headers=[("Unsupported", ", ".join(unsupported))])
+            )
         return Continue(request)

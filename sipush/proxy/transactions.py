@@ -65,7 +65,9 @@ class TransactionRunner:
 
     def start_server(self, request: Request, flow: Flow) -> ServerTransaction[Any, Any]:
         """Create and register the server transaction for a new request (§17.2)."""
-        tx = new_server_transaction(request, reliable=flow.is_stream, config=self.config, send_trying=False)
+        tx = new_server_transaction(
+            request, reliable=flow.is_stream, config=self.config, send_trying=False
+        )
         self.registry.add(tx)
         self._flows[tx] = flow
         self.run(tx, tx.start())
@@ -91,7 +93,9 @@ class TransactionRunner:
                 old = self._timers.pop((tx, action.timer), None)
                 if old is not None:
                     old.cancel()
-                self._timers[(tx, action.timer)] = loop.call_later(action.delay, self._fire, tx, action.timer)
+                self._timers[(tx, action.timer)] = loop.call_later(
+                    action.delay, self._fire, tx, action.timer
+                )
             elif isinstance(action, CancelTimer):
                 handle = self._timers.pop((tx, action.timer), None)
                 if handle is not None:

@@ -17,14 +17,16 @@ from dataclasses import dataclass, replace
 
 from sipush.errors import ParseError
 from sipush.sip.grammar import (
-    cached_view,
     TOKEN_CHARS,
     WS,
     Params,
+    cached_view,
+    capped_int,
     drop_param,
     fast_new,
     find_param,
     format_params,
+    is_digits,
     is_token,
     parse_generic_params,
     parse_param_list,
@@ -81,7 +83,7 @@ class NameAddr:
         value = find_param(self.params, "expires")
         if value is None:
             return None
-        return min(int(value), 2**32 - 1)
+        return min(capped_int(value, 2**32 - 1), 2**32 - 1)
 
     @property
     def instance(self) -> str | None:
@@ -100,12 +102,21 @@ def parse_name_addr(text: str, what: str, *, require_brackets: bool = False) -> 
     m = _NAME_ADDR_FAST_RE.fullmatch(text)
     if m is not None:
         quoted, words, uri_text, rest = m.groups()
-        display = unquote(quoted) if quoted is not None else (_WS_RE.sub(" ", words) if words else None)
+        display = (
+            unquote(quoted) if quoted is not None else (_WS_RE.sub(" ", words) if words else None)
+        )
         params: Params = ()
         if rest:
             params = parse_param_list(rest, what)
             _check_known_params(params, what)
-        return fast_new(NameAddr, {"uri": parse_uri(uri_text), "display_name": display, "params": params})
+        return fast_new(
+            NameAddr, {"uri": parse_uri(uri_text), "display_name": display, "params": params}
+        )
+    return _parse_name_addr_exactly(text, what, require_brackets)
+
+
+def _parse_name_addr_exactly(text: str, what: str, require_brackets: bool) -> NameAddr:
+    """The element-wise parser: every form the grammar allows, and a precise error otherwise."""
     s = text.strip(WS)
     display: str | None = None
     if s.startswith('"'):
@@ -141,7 +152,7 @@ def parse_name_addr(text: str, what: str, *, require_brackets: bool = False) -> 
             # §20: in addr-spec form the URI may not contain ',', '?' or ';' (RFC 4475 regbadct)
             raise ParseError(f"{what}: a URI with headers or spaces must be enclosed in <>")
         uri = parse_uri(uri_text)
-    params = ()
+    params: Params = ()
     if rest:
         if not rest.startswith(";"):
             raise ParseError(f"{what}: unexpected text after URI")
@@ -156,9 +167,11 @@ def _check_known_params(params: Params, what: str) -> None:
         lname = name.lower()
         if lname == "tag" and (value is None or not is_token(value)):
             raise ParseError(f"{what}: bad tag")
-        if lname == "expires" and (value is None or not value.isdigit() or not value.isascii()):
+        if lname == "expires" and (value is None or not is_digits(value)):
             raise ParseError(f"{what}: expires must be a number")
-        if lname == "q" and (value is None or re.fullmatch(r"(0(\.\d{0,3})?|1(\.0{0,3})?)", value) is None):
+        if lname == "q" and (
+            value is None or re.fullmatch(r"(0(\.\d{0,3})?|1(\.0{0,3})?)", value) is None
+        ):
             raise ParseError(f"{what}: q must be between 0 and 1")
 
 

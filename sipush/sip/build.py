@@ -20,7 +20,8 @@ from sipush.sip.via import MAGIC_COOKIE
 REASON_PHRASES = {
     100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
     183: "Session Progress", 200: "OK", 202: "Accepted", 300: "Multiple Choices",
-    301: "Moved Permanently", 302: "Moved Temporarily", 305: "Use Proxy", 380: "Alternative Service",
+    301: "Moved Permanently", 302: "Moved Temporarily", 305: "Use Proxy",
+    380: "Alternative Service",
     400: "Bad Request", 401: "Unauthorized", 402: "Payment Required", 403: "Forbidden",
     404: "Not Found", 405: "Method Not Allowed", 406: "Not Acceptable",
     407: "Proxy Authentication Required", 408: "Request Timeout", 410: "Gone",
@@ -37,12 +38,15 @@ REASON_PHRASES = {
     604: "Does Not Exist Anywhere", 606: "Not Acceptable",
 }  # fmt: skip
 
+CLASS_PHRASES = {
+    1: "Trying", 2: "OK", 3: "Redirect", 4: "Client Error", 5: "Server Error", 6: "Global Failure",
+}  # fmt: skip
+
 _COPIED = ("via", "from", "to", "call-id", "cseq")  # §8.2.6.2
 
 
 def reason_phrase(status: int) -> str:
-    return REASON_PHRASES.get(status) or {1: "Trying", 2: "OK", 3: "Redirect", 4: "Client Error",
-                                          5: "Server Error", 6: "Global Failure"}.get(status // 100, "Unknown")  # fmt: skip
+    return REASON_PHRASES.get(status) or CLASS_PHRASES.get(status // 100, "Unknown")
 
 
 def new_tag() -> str:
@@ -77,7 +81,9 @@ def make_response(
     return Response(status, reason or reason_phrase(status), Headers(items), body)
 
 
-def response_for_malformed(error: ParseError, *, server: str = "sipush", to_tag: str | None = None) -> Response | None:
+def response_for_malformed(
+    error: ParseError, *, server: str = "sipush", to_tag: str | None = None
+) -> Response | None:
     """Answer a request that failed to parse, or ``None`` when RFC 3261 says to stay silent.
 
     Nothing is sent for responses (they are dropped, §16.7 / RFC 4475 bigcode, scalarlg), for ACK
@@ -101,7 +107,7 @@ def response_for_malformed(error: ParseError, *, server: str = "sipush", to_tag:
     if not any(header_key(name) == "via" for name, _ in items):
         return None
     detail = "".join(ch if " " <= ch <= "~" else "?" for ch in error.detail)[:200]
-    items.append(("Warning", f'399 {server} {quote(detail)}'))
+    items.append(("Warning", f"399 {server} {quote(detail)}"))
     status = error.status if 300 <= error.status <= 699 else 400
     return Response(status, reason_phrase(status), Headers(items))
 

@@ -27,7 +27,7 @@ _ESCAPE_RE = re.compile(r"%([0-9A-Fa-f]{2})")
 _BAD_ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
-class cached_view(Generic[T]):  # noqa: N801 - named like the functools decorator it replaces
+class cached_view(Generic[T]):
     """A lock-free ``functools.cached_property`` (3.11's takes a lock on every first access).
 
     A non-data descriptor: the first access stores the value in the instance ``__dict__``, which
@@ -67,6 +67,23 @@ def fast_new(cls: type[T], fields: dict[str, Any]) -> T:
     return obj
 
 
+def capped_int(digits: str, cap: int) -> int:
+    """The value of an ASCII digit string, or ``cap + 1`` when it is larger than ``cap``.
+
+    Never builds a huge integer (CPython refuses to convert more than 4300 digits, and a header
+    is no reason to try): RFC 4475 §3.1.2.4/§3.1.2.5 send values far beyond any limit.
+    """
+    significant = digits.lstrip("0")
+    if len(significant) > len(str(cap)):
+        return cap + 1
+    return min(int(significant or "0"), cap + 1)
+
+
+def is_digits(text: str) -> bool:
+    """Non-empty ASCII digits only (``str.isdigit`` also accepts ``²`` and other digits)."""
+    return text.isascii() and text.isdigit()
+
+
 def is_token(text: str) -> bool:
     """True when ``text`` is a non-empty RFC 3261 token."""
     return TOKEN_RE.fullmatch(text) is not None
@@ -101,7 +118,9 @@ def unescape(text: str) -> str:
 
 # One lexical unit of a list value: a quoted string (its closing quote captured so that an
 # unterminated one can be told apart), an angle-bracketed URI, or a separator.
-_LIST_UNIT_RE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?P<close>")?|<[^>]*>?|(?P<sep>[,;])', re.DOTALL)
+_LIST_UNIT_RE = re.compile(
+    r'"[^"\\]*(?:\\.[^"\\]*)*(?P<close>")?|<[^>]*>?|(?P<sep>[,;])', re.DOTALL
+)
 
 
 def _split_outside(value: str) -> list[str]:
@@ -184,14 +203,20 @@ def quote(text: str) -> str:
 
 # gen-value = token / host / quoted-string (§25.1 generic-param); Via received may be a bare
 # IPv6address (§20.42), so an unbracketed IPv6 literal is accepted too.
-_GEN_VALUE_RE = re.compile(rf'[{TOKEN_CHARS}]+|\[?[0-9A-Fa-f:.]+\]?|"[^"\\\r\n]*(?:\\[\x00-\x09\x0b\x0c\x0e-\x7f][^"\\\r\n]*)*"')
+_GEN_VALUE = (
+    r'"[^"\\\r\n]*(?:\\[\x00-\x09\x0b\x0c\x0e-\x7f][^"\\\r\n]*)*"'  # quoted-string
+    r"|\[?[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\]?"  # an IPv6 address, bracketed or not
+    rf"|[{TOKEN_CHARS}]+"  # token (covers host names and IPv4)
+)
+_GEN_VALUE_RE = re.compile(_GEN_VALUE)
 
 Params = tuple[tuple[str, "str | None"], ...]
 
 
 _PARAM_UNIT = (
     rf"[ \t]*;[ \t]*([{TOKEN_CHARS}]+)"
-    rf'(?:[ \t]*=[ \t]*([{TOKEN_CHARS}]+|\[?[0-9A-Fa-f:.]+\]?|"[^"\\\r\n]*(?:\\[\x00-\x09\x0b\x0c\x0e-\x7f][^"\\\r\n]*)*"))?'
+    rf"(?:[ \t]*=[ \t]*({_GEN_VALUE}))?"
+    r"(?=[ \t]*(?:;|$))"  # each unit ends at the next ';' or the end: findall agrees with fullmatch
 )
 _PARAMS_RE = re.compile(rf"(?:{_PARAM_UNIT})*[ \t]*")
 _PARAM_RE = re.compile(_PARAM_UNIT)

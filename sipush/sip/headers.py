@@ -83,9 +83,11 @@ def canonical_name(name: str) -> str:
 class Headers:
     """Ordered (name, value) pairs; immutable; names compared case-insensitively."""
 
-    __slots__ = ("_items", "_keys", "_index")
+    __slots__ = ("_index", "_items", "_keys")
 
-    def __init__(self, items: Iterable[tuple[str, str]] = (), keys: tuple[str, ...] | None = None) -> None:
+    def __init__(
+        self, items: Iterable[tuple[str, str]] = (), keys: tuple[str, ...] | None = None
+    ) -> None:
         self._items: tuple[tuple[str, str], ...] = tuple(items)
         if keys is None:
             cached = _KEY_CACHE.get
@@ -109,7 +111,7 @@ class Headers:
 
     def _build_index(self) -> dict[str, list[str]]:
         index: dict[str, list[str]] = {}
-        for k, (_, value) in zip(self._keys, self._items):
+        for k, (_, value) in zip(self._keys, self._items, strict=True):
             bucket = index.get(k)
             if bucket is None:
                 index[k] = [value]
@@ -200,7 +202,7 @@ class Headers:
     def remove(self, name: str) -> Headers:
         """Drop every line called ``name``."""
         key = header_key(name)
-        kept = [(item, k) for item, k in zip(self._items, self._keys) if k != key]
+        kept = [(item, k) for item, k in zip(self._items, self._keys, strict=True) if k != key]
         return Headers((item for item, _ in kept), tuple(k for _, k in kept))
 
     def replace(self, name: str, value: str) -> Headers:
@@ -209,7 +211,7 @@ class Headers:
         items: list[tuple[str, str]] = []
         keys: list[str] = []
         done = False
-        for item, k in zip(self._items, self._keys):
+        for item, k in zip(self._items, self._keys, strict=True):
             if k == key:
                 if done:
                     continue

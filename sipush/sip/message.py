@@ -18,7 +18,15 @@ from typing import TypeVar
 
 from sipush.errors import ParseError
 from sipush.sip.address import NameAddr, parse_name_addr
-from sipush.sip.grammar import TOKEN_CHARS, cached_view, fast_new, is_token, split_commas
+from sipush.sip.grammar import (
+    TOKEN_CHARS,
+    cached_view,
+    capped_int,
+    fast_new,
+    is_digits,
+    is_token,
+    split_commas,
+)
 from sipush.sip.headers import Headers
 from sipush.sip.uri import Uri
 from sipush.sip.via import Via, parse_via
@@ -81,10 +89,11 @@ class _Typed:
         if m is None:
             raise ParseError("bad CSeq")
         digits = m.group(1)
-        if len(digits) > 10 or int(digits) > MAX_CSEQ:
+        number = capped_int(digits, MAX_CSEQ)
+        if number > MAX_CSEQ:
             # RFC 4475 §3.1.2.4 scalar02 / §3.1.2.5 scalarlg
             raise ParseError("CSeq number is larger than 2**32-1")
-        return fast_new(CSeq, {"number": int(digits), "method": m.group(2)})
+        return fast_new(CSeq, {"number": number, "method": m.group(2)})
 
     @cached_view
     def max_forwards(self) -> int | None:
@@ -94,9 +103,10 @@ class _Typed:
         if len(lines) > 1:
             raise ParseError("more than one Max-Forwards header")
         value = lines[0]
-        if not value.isdigit() or not value.isascii() or int(value) > MAX_MAX_FORWARDS:
+        number = capped_int(value, MAX_MAX_FORWARDS) if is_digits(value) else MAX_MAX_FORWARDS + 1
+        if number > MAX_MAX_FORWARDS:
             raise ParseError("Max-Forwards must be a number from 0 to 255")
-        return int(value)
+        return number
 
     @cached_view
     def contacts(self) -> tuple[NameAddr, ...]:
@@ -141,9 +151,9 @@ class _Typed:
         if len(values) > 1:
             raise ParseError("conflicting Content-Length values")  # RFC 4475 §3.3.9 mcl01
         value = lines[0]
-        if not value.isdigit() or not value.isascii():
+        if not is_digits(value):
             raise ParseError("Content-Length must be a non-negative number")  # RFC 4475 ncl
-        return int(value)
+        return capped_int(value, 2**63)
 
     @cached_view
     def content_type(self) -> str | None:
@@ -160,9 +170,9 @@ class _Typed:
         value = values[0] if values else None
         if value is None:
             return None
-        if not value.isdigit() or not value.isascii():
+        if not is_digits(value):
             raise ParseError("Expires must be a number of seconds")
-        return min(int(value), MAX_CSEQ)
+        return min(capped_int(value, MAX_CSEQ), MAX_CSEQ)
 
     @cached_view
     def require(self) -> tuple[str, ...]:
@@ -184,13 +194,15 @@ class _Typed:
         keys = self.headers.keys
         length = str(len(self.body))
         if keys.count("content-length") == 1 and items[keys.index("content-length")][1] == length:
-            lines = [f"{name}: {value}" for name, value in items]  # the common case: one true length
+            lines = [
+                f"{name}: {value}" for name, value in items
+            ]  # the common case: one true length
         else:
             # Always exactly one, true Content-Length: §18.3 / RFC 4475 dblreq and inv2543 (never
             # forward trailing octets, and give streams the length they need).
             lines = []
             length_written = False
-            for (name, value), key in zip(items, keys):
+            for (name, value), key in zip(items, keys, strict=True):
                 if key == "content-length":
                     if length_written:
                         continue
@@ -199,7 +211,11 @@ class _Typed:
                 lines.append(f"{name}: {value}")
             if not length_written:
                 lines.append(f"Content-Length: {length}")
-        head = start_line + "\r\n" + "\r\n".join(lines) + "\r\n\r\n" if lines else start_line + "\r\n\r\n"
+        head = (
+            start_line + "\r\n" + "\r\n".join(lines) + "\r\n\r\n"
+            if lines
+            else start_line + "\r\n\r\n"
+        )
         return head.encode("utf-8", "surrogateescape") + self.body
 
 
@@ -272,7 +288,9 @@ class Request(_Typed):
         first, headers = self.headers.pop_first_value("Route")
         if first is None:
             return None, self
-        return parse_name_addr(first, "Route", require_brackets=True), replace(self, headers=headers)
+        return parse_name_addr(first, "Route", require_brackets=True), replace(
+            self, headers=headers
+        )
 
 
 @dataclass(frozen=True)

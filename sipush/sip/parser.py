@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 
 from sipush.errors import ParseError, RawHead
-from sipush.sip.grammar import TOKEN_RE, fast_new
+from sipush.sip.grammar import TOKEN_RE, capped_int, fast_new, is_digits
 from sipush.sip.headers import Headers
 from sipush.sip.message import Message, Request, Response
 from sipush.sip.uri import SipUri, parse_uri
@@ -47,7 +47,9 @@ def parse_message(data: bytes, *, datagram: bool = True) -> Message:
         start += 2
     end = data.find(_CRLF2, start)
     if end < 0:
-        raise ParseError("the message head does not end with an empty line", head=read_raw_head(data))
+        raise ParseError(
+            "the message head does not end with an empty line", head=read_raw_head(data)
+        )
     text = data[start:end].decode("utf-8", "surrogateescape")
     lines = text.split("\r\n")
     start_line = lines[0]
@@ -102,7 +104,8 @@ def _header_items_slow(lines: list[str]) -> list[tuple[str, str]]:
                 raise ParseError("continuation line before the first header")
             name, value = items[-1]
             more = line.strip(" \t")
-            items[-1] = (name, f"{value} {more}" if value else more)
+            if more:
+                items[-1] = (name, f"{value} {more}" if value else more)
             continue
         name, colon, value = line.partition(":")
         if not colon:
@@ -125,9 +128,9 @@ def _frame_body(data: bytes, body_start: int, headers: Headers, datagram: bool) 
     value = lines[0]
     if len(lines) > 1 and any([other != value for other in lines]):
         raise ParseError("conflicting Content-Length values")  # RFC 4475 §3.3.9 mcl01
-    if not value.isdigit() or not value.isascii():
+    if not is_digits(value):
         raise ParseError("Content-Length must be a non-negative number")  # RFC 4475 §3.1.2.3 ncl
-    length = int(value)
+    length = capped_int(value, 2**63)
     available = len(data) - body_start
     if length > available:
         raise ParseError("Content-Length is larger than the body")  # RFC 4475 §3.1.2.2 clerr
@@ -140,7 +143,7 @@ def _check_version(version: str) -> str:
     m = _VERSION_RE.fullmatch(version)
     if m is None:
         raise ParseError(f"bad SIP version {version[:20]!r}")
-    if (int(m.group(1)), int(m.group(2))) != (2, 0):
+    if (capped_int(m.group(1), 99), capped_int(m.group(2), 99)) != (2, 0):
         raise ParseError(f"SIP version {version[:20]} is not supported", 505)  # §21.5.14
     return "SIP/2.0"
 
@@ -159,29 +162,17 @@ def _build_request(start_line: str, headers: Headers, body: bytes) -> Request:
     if isinstance(uri, SipUri) and uri.headers:
         # §19.1.5: headers are not allowed in a Request-URI (RFC 4475 §3.1.2.11 escruri)
         raise ParseError("the Request-URI must not contain headers")
-    request = fast_new(Request, {"method": method, "uri": uri, "headers": headers, "body": body, "version": version})
+    request = fast_new(
+        Request,
+        {"method": method, "uri": uri, "headers": headers, "body": body, "version": version},
+    )
     _validate_common(request)
     cseq = request.cseq
     if cseq.method != method:
         # §8.1.1.5 / RFC 4475 §3.1.2.17-18: 400 for a known method, 501 for an unknown one.
         status = 400 if method in KNOWN_METHODS else 501
         raise ParseError("the CSeq method does not match the request method", status)
-    request.max_forwards  # noqa: B018 - validates
-    has = headers.has_key
-    if has("contact"):
-        request.contacts  # noqa: B018
-    if has("route"):
-        request.routes  # noqa: B018
-    if has("record-route"):
-        request.record_routes  # noqa: B018
-    if has("path"):
-        request.paths  # noqa: B018
-    if has("require"):
-        request.require  # noqa: B018
-    if has("proxy-require"):
-        request.proxy_require  # noqa: B018
-    if has("expires"):
-        request.expires  # noqa: B018
+    _validate_typed_views(request)
     return request
 
 
@@ -193,10 +184,7 @@ def _build_response(start_line: str, headers: Headers, body: bytes) -> Response:
         raise ParseError(f"bad status code {code[:20]!r}")  # RFC 4475 §3.1.2.19 bigcode
     response = Response(int(code), reason, headers, body, version)
     _validate_common(response)
-    if headers.by_key("contact"):
-        response.contacts  # noqa: B018
-    if headers.by_key("record-route"):
-        response.record_routes  # noqa: B018
+    _validate_typed_views(response)
     return response
 
 
@@ -209,6 +197,27 @@ def _validate_common(message: Message) -> None:
     message.call_id  # noqa: B018
     message.cseq  # noqa: B018
     message.content_type  # noqa: B018
+
+
+# Typed views whose header, when present, is parsed now: a message that parsed never raises later.
+_VIEWS = (
+    ("max-forwards", "max_forwards"),
+    ("contact", "contacts"),
+    ("route", "routes"),
+    ("record-route", "record_routes"),
+    ("path", "paths"),
+    ("require", "require"),
+    ("proxy-require", "proxy_require"),
+    ("supported", "supported"),
+    ("expires", "expires"),
+)
+
+
+def _validate_typed_views(message: Message) -> None:
+    has = message.headers.has_key
+    for key, view in _VIEWS:
+        if has(key):
+            getattr(message, view)
 
 
 def read_raw_head(data: bytes) -> RawHead | None:
@@ -238,4 +247,3 @@ def read_raw_head(data: bytes) -> RawHead | None:
         return RawHead(lines[0], tuple(items))
     except Exception:  # pragma: no cover - defensive: this helper must never raise
         return None
-

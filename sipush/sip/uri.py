@@ -12,13 +12,14 @@ from dataclasses import dataclass, replace
 
 from sipush.errors import ParseError
 from sipush.sip.grammar import (
-    cached_view,
     Params,
+    cached_view,
     check_escapes,
     drop_param,
     fast_new,
     find_param,
     format_params,
+    is_digits,
     set_param,
     unescape,
 )
@@ -89,7 +90,7 @@ class SipUri:
 
     @cached_view
     def param_map(self) -> dict[str, str]:
-        """Parameters by lower-case decoded name (first wins), decoded values; flags map to ``""``."""
+        """Parameters by lower-case decoded name (first wins), decoded; flags give ``""``."""
         out: dict[str, str] = {}
         for name, value in self.params:
             out.setdefault(unescape(name).lower(), "" if value is None else unescape(value))
@@ -168,7 +169,10 @@ def parse_uri(text: str) -> Uri:
             params: Params = ()
             if param_text:
                 params = tuple(
-                    [(n, v) if eq else (n, None) for n, eq, v in [p.partition("=") for p in param_text[1:].split(";")]]
+                    [
+                        (n, v) if eq else (n, None)
+                        for n, eq, v in [p.partition("=") for p in param_text[1:].split(";")]
+                    ]
                 )
             return fast_new(
                 SipUri,
@@ -231,7 +235,7 @@ def _split_hostport(hostport: str, text: str) -> tuple[str, int | None]:
         raise ParseError(f"bad host in URI {text[:80]!r}")
     if not has_port:
         return host, None
-    if not port_text.isdigit() or not port_text.isascii() or len(port_text) > 5 or int(port_text) > 65535:
+    if not is_digits(port_text) or len(port_text) > 5 or int(port_text) > 65535:
         raise ParseError(f"bad port in URI {text[:80]!r}")
     return host, int(port_text)
 
@@ -240,7 +244,9 @@ def _parse_uri_params(param_text: str, text: str) -> Params:
     out: list[tuple[str, str | None]] = []
     for part in param_text.split(";"):
         name, eq, value = part.partition("=")
-        if _PARAMCHARS_RE.fullmatch(name) is None or (eq and _PARAMCHARS_RE.fullmatch(value) is None):
+        if _PARAMCHARS_RE.fullmatch(name) is None or (
+            eq and _PARAMCHARS_RE.fullmatch(value) is None
+        ):
             raise ParseError(f"bad parameter {part[:40]!r} in URI {text[:80]!r}")
         check_escapes(part, "URI parameter")
         out.append((name, value if eq else None))
@@ -251,7 +257,12 @@ def _parse_uri_headers(header_text: str, text: str) -> tuple[tuple[str, str], ..
     out: list[tuple[str, str]] = []
     for part in header_text.split("&"):
         name, eq, value = part.partition("=")
-        if not name or not eq or _HNVCHARS_RE.fullmatch(name) is None or _HNVCHARS_RE.fullmatch(value) is None:
+        if (
+            not name
+            or not eq
+            or _HNVCHARS_RE.fullmatch(name) is None
+            or _HNVCHARS_RE.fullmatch(value) is None
+        ):
             raise ParseError(f"bad header {part[:40]!r} in URI {text[:80]!r}")
         check_escapes(part, "URI header")
         out.append((name, value))

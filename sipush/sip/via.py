@@ -19,19 +19,29 @@ from dataclasses import dataclass, replace
 
 from sipush.errors import ParseError
 from sipush.sip.grammar import (
-    cached_view,
     TOKEN_CHARS,
     Params,
+    cached_view,
+    capped_int,
     fast_new,
     find_param,
     format_params,
     has_param,
+    is_digits,
     parse_param_list,
     set_param,
 )
 
 MAGIC_COOKIE = "z9hG4bK"
-DEFAULT_PORT = {"UDP": 5060, "TCP": 5060, "SCTP": 5060, "TLS": 5061, "TLS-SCTP": 5061, "WS": 80, "WSS": 443}
+DEFAULT_PORT = {
+    "UDP": 5060,
+    "TCP": 5060,
+    "SCTP": 5060,
+    "TLS": 5061,
+    "TLS-SCTP": 5061,
+    "WS": 80,
+    "WSS": 443,
+}
 
 _SENT_PROTOCOL_RE = re.compile(
     rf"[ \t]*([{TOKEN_CHARS}]+)[ \t]*/[ \t]*([{TOKEN_CHARS}]+)[ \t]*/[ \t]*([{TOKEN_CHARS}]+)[ \t]+"
@@ -75,18 +85,24 @@ class Via:
         value = find_param(self.params, "rport")
         if value is None:
             return None
-        return int(value) if value else True
+        return capped_int(value, 65535) if value else True
 
     @property
     def sent_by(self) -> tuple[str, int]:
-        return self.host.lower(), self.port if self.port is not None else DEFAULT_PORT.get(self.transport, 5060)
+        return self.host.lower(), self.port if self.port is not None else DEFAULT_PORT.get(
+            self.transport, 5060
+        )
 
     @property
     def has_rfc3261_branch(self) -> bool:
         """§17.2.3: a branch that starts with the magic cookie and has an identifier after it.
         RFC 4475 §3.2.1 badbranch: ``z9hG4bK`` alone does not count."""
         branch = self.branch
-        return branch is not None and branch.startswith(MAGIC_COOKIE) and len(branch) > len(MAGIC_COOKIE)
+        return (
+            branch is not None
+            and branch.startswith(MAGIC_COOKIE)
+            and len(branch) > len(MAGIC_COOKIE)
+        )
 
     def with_param(self, name: str, value: str | None) -> Via:
         return replace(self, params=set_param(self.params, name, value))
@@ -115,14 +131,25 @@ def parse_via(text: str) -> Via:
         params = parse_param_list(rest, "Via")
         _check_via_params(params)
     return fast_new(
-        Via, {"transport": transport.upper(), "host": host, "port": port, "params": params, "protocol": "SIP/2.0"}
+        Via,
+        {
+            "transport": transport.upper(),
+            "host": host,
+            "port": port,
+            "params": params,
+            "protocol": "SIP/2.0",
+        },
     )
 
 
 def _check_via_params(params: Params) -> None:
     for name, value in params:
         lname = name.lower()
-        if lname == "rport" and value is not None and not (value.isdigit() and value.isascii() and int(value) <= 65535):
+        if (
+            lname == "rport"
+            and value is not None
+            and not (is_digits(value) and capped_int(value, 65535) <= 65535)
+        ):
             raise ParseError("bad Via rport")
         if lname == "branch" and not value:
             raise ParseError("empty Via branch")

@@ -28,7 +28,8 @@ def parse_listen(text: str) -> ListenSpec:
     transport = transport.lower()
     if not sep or transport not in TRANSPORTS:
         raise ConfigError(
-            f"invalid listen address {text!r}: expected udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT"
+            f"invalid listen address {text!r}: "
+            "expected udp:HOST:PORT, tcp:HOST:PORT or tls:HOST:PORT"
         )
     if rest.startswith("["):
         host, bracket, port_text = rest[1:].partition("]")

@@ -22,12 +22,18 @@ def test_corpus_is_complete_and_intact() -> None:
 
 
 def _semantic(message: Request | Response) -> tuple[object, ...]:
-    start = (message.method, str(message.uri)) if isinstance(message, Request) else (message.status, message.reason)
+    start = (
+        (message.method, str(message.uri))
+        if isinstance(message, Request)
+        else (message.status, message.reason)
+    )
     headers = tuple((n, v) for n, v in message.headers if n.lower() not in ("content-length", "l"))
     return (*start, headers, message.body)
 
 
-@pytest.mark.parametrize("name", sorted(n for n, (verdict, _, _) in CASES.items() if verdict is None))
+@pytest.mark.parametrize(
+    "name", sorted(n for n, (verdict, _, _) in CASES.items() if verdict is None)
+)
 def test_valid_message_parses_and_round_trips(name: str) -> None:
     message = parse_message(load(name))
     wire = bytes(message)
@@ -39,7 +45,9 @@ def test_valid_message_parses_and_round_trips(name: str) -> None:
     assert message.from_.uri is not None and message.to.uri is not None
 
 
-@pytest.mark.parametrize("name", sorted(n for n, (verdict, _, _) in CASES.items() if verdict is not None))
+@pytest.mark.parametrize(
+    "name", sorted(n for n, (verdict, _, _) in CASES.items() if verdict is not None)
+)
 def test_invalid_message_raises_parse_error_with_status(name: str) -> None:
     verdict, wire_answer, why = CASES[name]
     with pytest.raises(ParseError) as info:
@@ -50,7 +58,12 @@ def test_invalid_message_raises_parse_error_with_status(name: str) -> None:
         assert response is None, "responses and Via-less requests are never answered"
     else:
         assert response is not None and response.status == wire_answer
-        assert response.headers.get("Warning", ) is not None
+        assert (
+            response.headers.get(
+                "Warning",
+            )
+            is not None
+        )
 
 
 def test_specific_rfc4475_semantics() -> None:
@@ -86,7 +99,11 @@ def test_specific_rfc4475_semantics() -> None:
     assert dblreq.body == b"" and b"INVITE" not in bytes(dblreq)
 
     inv2543 = parse_message(load("inv2543"))
-    assert isinstance(inv2543, Request) and inv2543.body.startswith(b"v=0") and inv2543.max_forwards is None
+    assert (
+        isinstance(inv2543, Request)
+        and inv2543.body.startswith(b"v=0")
+        and inv2543.max_forwards is None
+    )
     assert not inv2543.top_via.has_rfc3261_branch
     forwarded = inv2543.with_max_forwards_decremented()
     assert forwarded.max_forwards == 70 and inv2543.max_forwards is None  # a copy, not a mutation
