@@ -34,9 +34,10 @@ from sipush.sip.grammar import (
     read_quoted,
     set_param,
     split_semicolons,
+    strict_params_re,
     unquote,
 )
-from sipush.sip.uri import AbsoluteUri, SipUri, Uri, parse_uri
+from sipush.sip.uri import AbsoluteUri, SipUri, Uri, parse_uri, sip_uri_is_valid
 
 _WS_RE = re.compile(r"[ \t]+")
 # Fast path: [ "quoted" / token words ] <URI> [ ;params ]. Anything else goes
@@ -45,6 +46,16 @@ _NAME_ADDR_FAST_RE = re.compile(
     r'[ \t]*(?:"([^"\\\r\n]*(?:\\[\x00-\x09\x0b\x0c\x0e-\x7f][^"\\\r\n]*)*)"[ \t]*'
     rf"|([{TOKEN_CHARS}]+(?:[ \t]+[{TOKEN_CHARS}]+)*)[ \t]*)?"
     r"<([^ \t<>\"]+)>[ \t]*((?:;.*)?)"
+)
+
+
+# The header parameters routing reads, with the values _check_known_params demands.
+_STRICT_PARAMS_RE = strict_params_re(
+    {
+        "tag": rf"tag[ \t]*=[ \t]*[{TOKEN_CHARS}]+",
+        "expires": r"expires[ \t]*=[ \t]*[0-9]+",
+        "q": r"q[ \t]*=[ \t]*(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)",
+    }
 )
 
 
@@ -113,6 +124,20 @@ def parse_name_addr(text: str, what: str, *, require_brackets: bool = False) -> 
             NameAddr, {"uri": parse_uri(uri_text), "display_name": display, "params": params}
         )
     return _parse_name_addr_exactly(text, what, require_brackets)
+
+
+def name_addr_is_valid(text: str) -> bool:
+    """True only when :func:`parse_name_addr` certainly accepts ``text`` (any form it takes).
+
+    A construction-free check made of the fast path's own patterns: the parser validates every
+    header with it and builds the object on first use. ``False`` means "not sure": build it now,
+    which either succeeds or raises the precise :class:`ParseError`.
+    """
+    m = _NAME_ADDR_FAST_RE.fullmatch(text)
+    if m is None or not sip_uri_is_valid(m.group(3)):
+        return False
+    rest = m.group(4)
+    return not rest or _STRICT_PARAMS_RE.fullmatch(rest) is not None
 
 
 def _parse_name_addr_exactly(text: str, what: str, require_brackets: bool) -> NameAddr:

@@ -203,22 +203,46 @@ def quote(text: str) -> str:
 
 # gen-value = token / host / quoted-string (§25.1 generic-param); Via received may be a bare
 # IPv6address (§20.42), so an unbracketed IPv6 literal is accepted too.
-_GEN_VALUE = (
+GEN_VALUE = (
     r'"[^"\\\r\n]*(?:\\[\x00-\x09\x0b\x0c\x0e-\x7f][^"\\\r\n]*)*"'  # quoted-string
     r"|\[?[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\]?"  # an IPv6 address, bracketed or not
     rf"|[{TOKEN_CHARS}]+"  # token (covers host names and IPv4)
 )
-_GEN_VALUE_RE = re.compile(_GEN_VALUE)
+_GEN_VALUE_RE = re.compile(GEN_VALUE)
 
 Params = tuple[tuple[str, "str | None"], ...]
 
 
 _PARAM_UNIT = (
     rf"[ \t]*;[ \t]*([{TOKEN_CHARS}]+)"
-    rf"(?:[ \t]*=[ \t]*({_GEN_VALUE}))?"
+    rf"(?:[ \t]*=[ \t]*({GEN_VALUE}))?"
     r"(?=[ \t]*(?:;|$))"  # each unit ends at the next ';' or the end: findall agrees with fullmatch
 )
 _PARAMS_RE = re.compile(rf"(?:{_PARAM_UNIT})*[ \t]*")
+_NAME = rf"[{TOKEN_CHARS}]+"
+PORT_NUMBER = (  # 0..65535
+    r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+)
+
+
+def strict_params_re(special: dict[str, str]) -> re.Pattern[str]:
+    """A parameter-list pattern that also enforces what some parameters' values must be.
+
+    ``special`` maps a lower-case parameter name to the pattern of its whole ``name[=value]``
+    text; every other name takes the generic ``[=gen-value]``. A list this pattern accepts is one
+    :func:`parse_param_list` plus the caller's own value checks certainly accept: the parsers use
+    it to validate without building objects (construction is deferred to first use).
+    """
+    names = "|".join(re.escape(name) for name in special)
+    alternatives = "|".join(f"(?i:{pattern})" for pattern in special.values())
+    unit = (
+        rf"[ \t]*;[ \t]*(?:{alternatives}"
+        rf"|(?!(?i:{names})[ \t]*(?:=|;|$)){_NAME}(?:[ \t]*=[ \t]*(?:{GEN_VALUE}))?)"
+        r"(?=[ \t]*(?:;|$))"
+    )
+    return re.compile(rf"(?:{unit})*[ \t]*")
+
+
 _PARAM_RE = re.compile(_PARAM_UNIT)
 
 

@@ -12,7 +12,7 @@ are returned one value per header line.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, KeysView
 
 from sipush.sip.grammar import split_commas
 
@@ -119,6 +119,13 @@ class Headers:
                 bucket.append(value)
         self._index = index
         return index
+
+    def present_keys(self) -> KeysView[str]:
+        """The normalised keys of the headers present (a set-like view)."""
+        index = self._index
+        if index is None:
+            index = self._build_index()
+        return index.keys()
 
     def has_key(self, key: str) -> bool:
         index = self._index

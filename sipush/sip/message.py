@@ -58,7 +58,7 @@ class _Typed:
 
     @cached_view
     def vias(self) -> tuple[Via, ...]:
-        return tuple([parse_via(v) for v in _non_empty(_list_values(self.headers, "via"), "Via")])
+        return tuple([parse_via(v) for v in _non_empty(list_values(self.headers, "via"), "Via")])
 
     @property
     def top_via(self) -> Via:
@@ -69,15 +69,15 @@ class _Typed:
 
     @cached_view
     def from_(self) -> NameAddr:
-        return parse_name_addr(_single(self.headers, "from", "From"), "From")
+        return parse_name_addr(single_value(self.headers, "from", "From"), "From")
 
     @cached_view
     def to(self) -> NameAddr:
-        return parse_name_addr(_single(self.headers, "to", "To"), "To")
+        return parse_name_addr(single_value(self.headers, "to", "To"), "To")
 
     @cached_view
     def call_id(self) -> str:
-        value = _single(self.headers, "call-id", "Call-ID")
+        value = single_value(self.headers, "call-id", "Call-ID")
         # callid = word [ "@" word ]: no whitespace (§25.1)
         if not value or " " in value or "\t" in value:
             raise ParseError("bad Call-ID")
@@ -85,7 +85,7 @@ class _Typed:
 
     @cached_view
     def cseq(self) -> CSeq:
-        m = _CSEQ_RE.fullmatch(_single(self.headers, "cseq", "CSeq"))
+        m = _CSEQ_RE.fullmatch(single_value(self.headers, "cseq", "CSeq"))
         if m is None:
             raise ParseError("bad CSeq")
         digits = m.group(1)
@@ -113,7 +113,7 @@ class _Typed:
         """The Contact values; empty for ``Contact: *`` (see :attr:`contact_is_star`)."""
         if self.contact_is_star:
             return ()
-        values = _list_values(self.headers, "contact")
+        values = list_values(self.headers, "contact")
         return tuple([parse_name_addr(v, "Contact") for v in _non_empty(values, "Contact")])
 
     @cached_view
@@ -122,7 +122,7 @@ class _Typed:
         lines = self.headers.by_key("contact")
         if not any(["*" in line for line in lines]):
             return False
-        values = _list_values(self.headers, "contact")
+        values = list_values(self.headers, "contact")
         if "*" not in values:
             return False
         if len(values) != 1:
@@ -341,7 +341,7 @@ class Response(_Typed):
 Message = Request | Response
 
 
-def _single(headers: Headers, key: str, name: str) -> str:
+def single_value(headers: Headers, key: str, name: str) -> str:
     lines = headers.by_key(key)
     if not lines:
         raise ParseError(f"missing {name} header")
@@ -357,7 +357,7 @@ def _non_empty(values: list[str], name: str) -> list[str]:
     return values
 
 
-def _list_values(headers: Headers, key: str) -> list[str]:
+def list_values(headers: Headers, key: str) -> list[str]:
     """Comma-split values of a list header (§7.3.1), from its normalised key."""
     lines = headers.by_key(key)
     if len(lines) == 1 and "," not in lines[0]:
@@ -369,7 +369,7 @@ def _list_values(headers: Headers, key: str) -> list[str]:
 
 
 def _name_addrs(headers: Headers, key: str, name: str) -> tuple[NameAddr, ...]:
-    values = _non_empty(_list_values(headers, key), name)
+    values = _non_empty(list_values(headers, key), name)
     return tuple(parse_name_addr(v, name, require_brackets=True) for v in values)
 
 

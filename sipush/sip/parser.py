@@ -22,10 +22,12 @@ from __future__ import annotations
 import re
 
 from sipush.errors import ParseError, RawHead
+from sipush.sip.address import name_addr_is_valid
 from sipush.sip.grammar import TOKEN_RE, capped_int, fast_new, is_digits
 from sipush.sip.headers import Headers
-from sipush.sip.message import Message, Request, Response
+from sipush.sip.message import Message, Request, Response, list_values, single_value
 from sipush.sip.uri import SipUri, parse_uri
+from sipush.sip.via import via_is_valid
 
 # The RFC 3261 methods (§27.4) plus the common extensions. An unknown method whose CSeq method
 # differs gets 501, not 400 (RFC 4475 §3.1.2.18 mismatch02).
@@ -140,6 +142,8 @@ def _frame_body(data: bytes, body_start: int, headers: Headers, datagram: bool) 
 
 
 def _check_version(version: str) -> str:
+    if version == "SIP/2.0":
+        return version
     m = _VERSION_RE.fullmatch(version)
     if m is None:
         raise ParseError(f"bad SIP version {version[:20]!r}")
@@ -189,35 +193,55 @@ def _build_response(start_line: str, headers: Headers, body: bytes) -> Response:
 
 
 def _validate_common(message: Message) -> None:
-    """§8.1.1: To, From, CSeq, Call-ID and Via are mandatory and (but Via) single-valued."""
-    if not message.vias:
+    """§8.1.1: To, From, CSeq, Call-ID and Via are mandatory and (but Via) single-valued.
+
+    Via, From and To are checked with construction-free patterns; their objects are built on
+    first use. When a pattern is not sure, the object is built now (and raises if it must).
+    """
+    headers = message.headers
+    vias = list_values(headers, "via")
+    if not vias:
         raise ParseError("missing Via header")
-    message.from_  # noqa: B018
-    message.to  # noqa: B018
+    if not all([via and via_is_valid(via) for via in vias]):
+        message.vias  # noqa: B018 - builds, or raises the precise error
+    if not name_addr_is_valid(single_value(headers, "from", "From")):
+        message.from_  # noqa: B018
+    if not name_addr_is_valid(single_value(headers, "to", "To")):
+        message.to  # noqa: B018
     message.call_id  # noqa: B018
     message.cseq  # noqa: B018
-    message.content_type  # noqa: B018
 
 
-# Typed views whose header, when present, is parsed now: a message that parsed never raises later.
-_VIEWS = (
-    ("max-forwards", "max_forwards"),
-    ("contact", "contacts"),
-    ("route", "routes"),
-    ("record-route", "record_routes"),
-    ("path", "paths"),
-    ("require", "require"),
-    ("proxy-require", "proxy_require"),
-    ("supported", "supported"),
-    ("expires", "expires"),
-)
+# Views of optional headers, checked when the header is present so that a message that parsed
+# never raises later. Address lists are checked without building objects (see above).
+_ADDRESS_LISTS = {
+    "contact": "contacts",
+    "route": "routes",
+    "record-route": "record_routes",
+    "path": "paths",
+}
+_VIEWS = {
+    "max-forwards": "max_forwards",
+    "require": "require",
+    "proxy-require": "proxy_require",
+    "supported": "supported",
+    "expires": "expires",
+    "content-type": "content_type",
+}
 
 
 def _validate_typed_views(message: Message) -> None:
-    has = message.headers.has_key
-    for key, view in _VIEWS:
-        if has(key):
-            getattr(message, view)
+    headers = message.headers
+    present = headers.present_keys()
+    for key in present & _ADDRESS_LISTS.keys():
+        values = list_values(headers, key)
+        if key == "contact" and "*" in values:
+            message.contact_is_star  # noqa: B018 - must be alone
+            continue
+        if not all([value and name_addr_is_valid(value) for value in values]):
+            getattr(message, _ADDRESS_LISTS[key])
+    for key in present & _VIEWS.keys():
+        getattr(message, _VIEWS[key])
 
 
 def read_raw_head(data: bytes) -> RawHead | None:

@@ -159,6 +159,12 @@ _SIP_FAST_RE = re.compile(
 )
 
 
+def sip_uri_is_valid(text: str) -> bool:
+    """True only when ``text`` is a SIP/SIPS URI that :func:`parse_uri` certainly accepts."""
+    m = _SIP_FAST_RE.fullmatch(text)
+    return m is not None and (m.group(4) is None or int(m.group(4)) <= 65535)
+
+
 def parse_uri(text: str) -> Uri:
     """Parse a URI; raise :class:`ParseError` (400) for anything malformed."""
     m = _SIP_FAST_RE.fullmatch(text)

@@ -19,6 +19,8 @@ from dataclasses import dataclass, replace
 
 from sipush.errors import ParseError
 from sipush.sip.grammar import (
+    GEN_VALUE,
+    PORT_NUMBER,
     TOKEN_CHARS,
     Params,
     cached_view,
@@ -30,6 +32,7 @@ from sipush.sip.grammar import (
     is_digits,
     parse_param_list,
     set_param,
+    strict_params_re,
 )
 
 MAGIC_COOKIE = "z9hG4bK"
@@ -47,6 +50,15 @@ _SENT_PROTOCOL_RE = re.compile(
     rf"[ \t]*([{TOKEN_CHARS}]+)[ \t]*/[ \t]*([{TOKEN_CHARS}]+)[ \t]*/[ \t]*([{TOKEN_CHARS}]+)[ \t]+"
     r"([A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9.])?|\[[0-9A-Fa-f:.]+\])"
     r"(?:[ \t]*:[ \t]*([0-9]{1,5}))?[ \t]*"
+)
+
+
+_STRICT_PARAMS_RE = strict_params_re(
+    {
+        "rport": rf"rport(?:[ \t]*=[ \t]*{PORT_NUMBER})?",
+        "branch": rf"branch[ \t]*=[ \t]*(?:{GEN_VALUE})",
+        "received": rf"received[ \t]*=[ \t]*(?:{GEN_VALUE})",
+    }
 )
 
 
@@ -140,6 +152,18 @@ def parse_via(text: str) -> Via:
             "protocol": "SIP/2.0",
         },
     )
+
+
+def via_is_valid(text: str) -> bool:
+    """True only when :func:`parse_via` certainly accepts ``text``; construction-free."""
+    m = _SENT_PROTOCOL_RE.match(text)
+    if m is None:
+        return False
+    name, version, _, _, port_text = m.groups()
+    if name.upper() != "SIP" or version != "2.0" or (port_text and int(port_text) > 65535):
+        return False
+    rest = text[m.end() :]
+    return not rest or (rest[0] == ";" and _STRICT_PARAMS_RE.fullmatch(rest) is not None)
 
 
 def _check_via_params(params: Params) -> None:
