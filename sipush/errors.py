@@ -6,7 +6,8 @@ Every error sipush raises on purpose derives from :class:`SipushError`::
     ├── ParseError          a malformed SIP message; carries the status to answer (RFC 3261 §21)
     │   └── FramingError    a stream (TCP/TLS) that cannot be re-synchronised: close the connection
     ├── ConfigError         a bad config file, flag or value; the CLI prints it as one line, exit 2
-    └── TransportError      a socket-level failure: bind, connect, send on a closed flow
+    ├── TransportError      a socket-level failure: bind, connect, send on a closed flow
+    └── TransactionError    an input a transaction state machine does not allow (RFC 3261 §17)
 
 Nothing else leaves the SIP parser: no ``ValueError``, ``IndexError`` or ``UnicodeDecodeError``.
 """
@@ -74,3 +75,11 @@ class ConfigError(SipushError):
 
 class TransportError(SipushError):
     """A socket-level failure: cannot bind, cannot connect, the flow is closed."""
+
+
+class TransactionError(SipushError):
+    """An input a transaction state machine does not allow in its current state.
+
+    From the network (a message the peer should not have sent): log it and drop the message.
+    From the transaction user or the timer shell: a bug in the caller.
+    """

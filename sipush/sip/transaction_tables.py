@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Generic, NamedTuple, TypeVar
 
-from sipush.errors import SipushError
+from sipush.errors import TransactionError
 from sipush.sip.timers import Timer
 
 __all__ = [
@@ -71,12 +71,7 @@ __all__ = [
 ]
 
 
-class TransactionError(SipushError):
-    """An input a transaction state machine does not allow in its current state.
-
-    From the network (a message the peer should not have sent): log it and drop the message.
-    From the TU or the timer shell: a bug in the caller.
-    """
+# TransactionError lives with the rest of the error tree in sipush/errors.py.
 
 
 # -- states -------------------------------------------------------------------------------------
