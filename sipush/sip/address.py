@@ -151,7 +151,9 @@ def _parse_name_addr_exactly(text: str, what: str, require_brackets: bool) -> Na
         if not s.startswith("<"):
             raise ParseError(f"{what}: a quoted display name must be followed by <URI>")
     lt = s.find("<")
-    if lt >= 0:
+    semi = s.find(";")
+    if lt >= 0 and (display is not None or semi < 0 or lt < semi):
+        # name-addr; a '<' after the first ';' belongs to a parameter of an addr-spec
         if lt > 0:
             words = s[:lt].strip(WS)
             # display-name = *(token LWS): every word must be a token (RFC 4475 baddn)

@@ -73,7 +73,7 @@ def make_response(
     items: list[tuple[str, str]] = []
     for name, value in request.headers:
         key = header_key(name)
-        if key in _COPIED:
+        if key in _COPIED or (key == "timestamp" and status == 100):  # §8.2.6.1
             if key == "to" and status > 100 and request.to.tag is None:
                 value = str(request.to.with_param("tag", to_tag or new_tag()))
             items.append((name, value))

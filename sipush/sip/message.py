@@ -376,6 +376,8 @@ def _name_addrs(headers: Headers, key: str, name: str) -> tuple[NameAddr, ...]:
 def _option_tags(headers: Headers, key: str, name: str) -> tuple[str, ...]:
     tags: list[str] = []
     for line in headers.by_key(key):
+        if not line and key == "supported":
+            continue  # §20.37: Supported = "Supported" HCOLON [option-tag *(COMMA option-tag)]
         for tag in split_commas(line):
             if not is_token(tag):
                 raise ParseError(f"bad option tag in {name}")

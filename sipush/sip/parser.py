@@ -57,6 +57,8 @@ def parse_message(data: bytes, *, datagram: bool = True) -> Message:
     start_line = lines[0]
     crlfs = len(lines) - 1
     clean = text.count("\r") == crlfs and text.count("\n") == crlfs  # no bare CR or LF anywhere
+    if not clean and ("\r" in start_line or "\n" in start_line):
+        raise ParseError("bare CR or LF in the start line", head=read_raw_head(data))
     try:
         items = _header_items(lines, clean)  # consumes lines[0]
     except ParseError as err:

@@ -7,6 +7,7 @@ Comparison helpers follow §19.1.4 where routing needs them (host case-insensiti
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, replace
 
@@ -41,7 +42,11 @@ _SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
 # absoluteURI: anything printable without whitespace, quotes or angle brackets
 _OPAQUE_RE = re.compile(r"[^\x00-\x20\x7f<>\"]+")
 # RFC 3966 telephone-subscriber, loosely: digits, visual separators, hex for local numbers
-_TEL_NUMBER_RE = re.compile(r"\+?[0-9A-Fa-f*#\-.()]+")
+# RFC 3966 §3: global-number-digits = "+" *phonedigit DIGIT *phonedigit;
+# local-number-digits = *phonedigit-hex (HEXDIG / "*" / "#") *phonedigit-hex
+_TEL_NUMBER_RE = re.compile(
+    r"\+[0-9\-.()]*[0-9][0-9\-.()]*|[0-9A-Fa-f*#\-.()]*[0-9A-Fa-f*#][0-9A-Fa-f*#\-.()]*"
+)
 
 
 @dataclass(frozen=True)
@@ -162,7 +167,22 @@ _SIP_FAST_RE = re.compile(
 def sip_uri_is_valid(text: str) -> bool:
     """True only when ``text`` is a SIP/SIPS URI that :func:`parse_uri` certainly accepts."""
     m = _SIP_FAST_RE.fullmatch(text)
-    return m is not None and (m.group(4) is None or int(m.group(4)) <= 65535)
+    return (
+        m is not None
+        and (m.group(4) is None or int(m.group(4)) <= 65535)
+        and not m.group(3).startswith("[")  # IPv6 references are checked by the parser
+    )
+
+
+def is_ipv6_reference(host: str) -> bool:
+    """``[IPv6address]`` (§25.1 IPv6reference) holding a real IPv6 address."""
+    if not (host.startswith("[") and host.endswith("]")):
+        return False
+    try:
+        ipaddress.IPv6Address(host[1:-1])
+    except ValueError:
+        return False
+    return True
 
 
 def parse_uri(text: str) -> Uri:
@@ -171,7 +191,7 @@ def parse_uri(text: str) -> Uri:
     if m is not None:
         scheme, user, host, port_text, param_text = m.groups()
         port = None if port_text is None else int(port_text)
-        if port is None or port <= 65535:
+        if (port is None or port <= 65535) and (host[0] != "[" or is_ipv6_reference(host)):
             params: Params = ()
             if param_text:
                 params = tuple(
@@ -237,7 +257,7 @@ def _split_hostport(hostport: str, text: str) -> tuple[str, int | None]:
     else:
         host, colon, port_text = hostport.partition(":")
         has_port = bool(colon)
-    if _HOST_RE.fullmatch(host) is None:
+    if _HOST_RE.fullmatch(host) is None or (host.startswith("[") and not is_ipv6_reference(host)):
         raise ParseError(f"bad host in URI {text[:80]!r}")
     if not has_port:
         return host, None
@@ -276,8 +296,8 @@ def _parse_uri_headers(header_text: str, text: str) -> tuple[tuple[str, str], ..
 
 
 def _parse_tel(rest: str, text: str) -> TelUri:
-    number, _, param_text = rest.partition(";")
+    number, semi, param_text = rest.partition(";")
     if _TEL_NUMBER_RE.fullmatch(number) is None:
         raise ParseError(f"bad tel URI {text[:80]!r}")
-    params = _parse_uri_params(param_text, text) if param_text else ()
+    params = _parse_uri_params(param_text, text) if semi else ()
     return TelUri(number, params)

@@ -14,6 +14,7 @@ Also here, because they only read and stamp Via values:
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, replace
 
@@ -34,6 +35,7 @@ from sipush.sip.grammar import (
     set_param,
     strict_params_re,
 )
+from sipush.sip.uri import is_ipv6_reference
 
 MAGIC_COOKIE = "z9hG4bK"
 DEFAULT_PORT = {
@@ -53,11 +55,12 @@ _SENT_PROTOCOL_RE = re.compile(
 )
 
 
+_IPV4 = r"(?:(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1?[0-9]?[0-9])"
 _STRICT_PARAMS_RE = strict_params_re(
     {
         "rport": rf"rport(?:[ \t]*=[ \t]*{PORT_NUMBER})?",
         "branch": rf"branch[ \t]*=[ \t]*(?:{GEN_VALUE})",
-        "received": rf"received[ \t]*=[ \t]*(?:{GEN_VALUE})",
+        "received": rf"received[ \t]*=[ \t]*{_IPV4}",  # IPv6 ones go through the parser
     }
 )
 
@@ -130,6 +133,8 @@ def parse_via(text: str) -> Via:
         raise ParseError(f"bad Via protocol {name!r}")
     if version != "2.0":
         raise ParseError(f"Via protocol version {version!r} is not supported", 505)
+    if host.startswith("[") and not is_ipv6_reference(host):
+        raise ParseError(f"bad IPv6 reference in Via {host[:60]!r}")
     port = None
     if port_text is not None:
         port = int(port_text)
@@ -162,6 +167,8 @@ def via_is_valid(text: str) -> bool:
     name, version, _, _, port_text = m.groups()
     if name.upper() != "SIP" or version != "2.0" or (port_text and int(port_text) > 65535):
         return False
+    if text[m.start(4)] == "[":
+        return False  # an IPv6 reference: let the parser check it
     rest = text[m.end() :]
     return not rest or (rest[0] == ";" and _STRICT_PARAMS_RE.fullmatch(rest) is not None)
 
@@ -177,8 +184,19 @@ def _check_via_params(params: Params) -> None:
             raise ParseError("bad Via rport")
         if lname == "branch" and not value:
             raise ParseError("empty Via branch")
-        if lname == "received" and not value:
-            raise ParseError("empty Via received")
+        if lname == "received" and not _is_ip_address(value or ""):
+            raise ParseError("Via received must be an IP address")  # §20.42
+
+
+def _is_ip_address(text: str) -> bool:
+    """IPv4address / IPv6address (§20.42 via-received); a bracketed IPv6 is tolerated."""
+    if text.startswith("["):
+        return is_ipv6_reference(text)
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def stamp_received(via: Via, source_host: str, source_port: int) -> Via:
@@ -203,7 +221,7 @@ def response_destination(via: Via) -> tuple[str, int]:
 
     ``maddr`` (multicast) is not supported: responses go to ``received``/sent-by.
     """
-    host = via.received or _bare(via.host)
+    host = _bare(via.received) if via.received else _bare(via.host)
     rport = via.rport
     if isinstance(rport, int) and not isinstance(rport, bool):
         return host, rport
