@@ -123,25 +123,13 @@ _LIST_UNIT_RE = re.compile(
 )
 
 
-def _split_outside(value: str) -> list[str]:
+def _split_outside(value: str, separator: str, *, angle_groups: bool) -> list[str]:
+    """Split at ``separator`` outside quoted strings (and outside ``<...>`` if ``angle_groups``)."""
+    # Without angle grouping, blank the brackets out (same length, so offsets still hold).
+    scanned = value if angle_groups else value.replace("<", " ").replace(">", " ")
     parts: list[str] = []
     start = 0
-    for m in _LIST_UNIT_RE.finditer(value):
-        sep = m.group("sep")
-        if sep == ",":
-            parts.append(value[start : m.start()].strip(WS))
-            start = m.end()
-        elif sep is None and m.group()[0] == '"' and m.group("close") is None:
-            raise ParseError("unterminated quoted string")
-    parts.append(value[start:].strip(WS))
-    return parts
-
-
-def _split_quotes_only(value: str, separator: str) -> list[str]:
-    # Angle brackets have no grouping meaning here: blank them out (same length) before scanning.
-    parts: list[str] = []
-    start = 0
-    for m in _LIST_UNIT_RE.finditer(value.replace("<", " ").replace(">", " ")):
+    for m in _LIST_UNIT_RE.finditer(scanned):
         sep = m.group("sep")
         if sep == separator:
             parts.append(value[start : m.start()].strip(WS))
@@ -161,14 +149,14 @@ def split_commas(value: str) -> list[str]:
         return [value.strip(WS)]  # one element; quotes are checked by whoever parses it
     if '"' not in value and "<" not in value:
         return [part.strip(WS) for part in value.split(",")]
-    return _split_outside(value)
+    return _split_outside(value, ",", angle_groups=True)
 
 
 def split_semicolons(value: str) -> list[str]:
     """Split at semicolons outside quoted strings; elements are stripped, empties kept."""
     if '"' not in value:
         return [part.strip(WS) for part in value.split(";")]
-    return _split_quotes_only(value, ";")
+    return _split_outside(value, ";", angle_groups=False)
 
 
 # quoted-string = SWS DQUOTE *(qdtext / quoted-pair) DQUOTE

@@ -13,8 +13,9 @@ Messages never change. A proxy derives new ones through helpers that return a co
 from __future__ import annotations
 
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Self
 
 from sipush.errors import ParseError
 from sipush.sip.address import NameAddr, parse_name_addr
@@ -36,7 +37,6 @@ MAX_MAX_FORWARDS = 255  # §20.22
 DEFAULT_MAX_FORWARDS = 70  # §16.6 step 3
 
 _CSEQ_RE = re.compile(rf"[ \t]*([0-9]+)[ \t]+([{TOKEN_CHARS}]+)[ \t]*")
-_M = TypeVar("_M", "Request", "Response")
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class CSeq:
         return f"{self.number} {self.method}"
 
 
-class _Typed:
+class _Typed(ABC):
     """Typed, cached views of the headers shared by requests and responses."""
 
     headers: Headers
@@ -189,6 +189,32 @@ class _Typed:
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
 
+    @abstractmethod
+    def start_line(self) -> str:
+        """The request line or status line, without CRLF."""
+
+    def __bytes__(self) -> bytes:
+        return self._serialise(self.start_line())
+
+    def to_bytes(self) -> bytes:
+        return bytes(self)
+
+    # -- helpers returning a new message of the same kind -------------------------------------
+    def with_headers(self, headers: Headers) -> Self:
+        return replace(self, headers=headers)  # type: ignore[type-var]
+
+    def with_header_prepended(self, name: str, value: str) -> Self:
+        return self.with_headers(self.headers.prepend(name, value))
+
+    def with_header_appended(self, name: str, value: str) -> Self:
+        return self.with_headers(self.headers.append(name, value))
+
+    def with_header_removed(self, name: str) -> Self:
+        return self.with_headers(self.headers.remove(name))
+
+    def with_header_replaced(self, name: str, value: str) -> Self:
+        return self.with_headers(self.headers.replace(name, value))
+
     def _serialise(self, start_line: str) -> bytes:
         items = self.headers.items
         keys = self.headers.keys
@@ -229,32 +255,14 @@ class Request(_Typed):
     body: bytes = b""
     version: str = "SIP/2.0"
 
-    def __bytes__(self) -> bytes:
-        return self._serialise(f"{self.method} {self.uri} {self.version}")
-
-    def to_bytes(self) -> bytes:
-        return bytes(self)
+    def start_line(self) -> str:
+        return f"{self.method} {self.uri} {self.version}"
 
     @property
     def is_request(self) -> bool:
         return True
 
     # -- helpers returning new requests ------------------------------------------------------
-    def with_headers(self, headers: Headers) -> Request:
-        return replace(self, headers=headers)
-
-    def with_header_prepended(self, name: str, value: str) -> Request:
-        return replace(self, headers=self.headers.prepend(name, value))
-
-    def with_header_appended(self, name: str, value: str) -> Request:
-        return replace(self, headers=self.headers.append(name, value))
-
-    def with_header_removed(self, name: str) -> Request:
-        return replace(self, headers=self.headers.remove(name))
-
-    def with_header_replaced(self, name: str, value: str) -> Request:
-        return replace(self, headers=self.headers.replace(name, value))
-
     def with_uri(self, uri: Uri) -> Request:
         return replace(self, uri=uri)
 
@@ -303,11 +311,8 @@ class Response(_Typed):
     body: bytes = b""
     version: str = "SIP/2.0"
 
-    def __bytes__(self) -> bytes:
-        return self._serialise(f"{self.version} {self.status} {self.reason}")
-
-    def to_bytes(self) -> bytes:
-        return bytes(self)
+    def start_line(self) -> str:
+        return f"{self.version} {self.status} {self.reason}"
 
     @property
     def is_request(self) -> bool:
@@ -316,21 +321,6 @@ class Response(_Typed):
     @property
     def is_provisional(self) -> bool:
         return self.status < 200
-
-    def with_headers(self, headers: Headers) -> Response:
-        return replace(self, headers=headers)
-
-    def with_header_prepended(self, name: str, value: str) -> Response:
-        return replace(self, headers=self.headers.prepend(name, value))
-
-    def with_header_appended(self, name: str, value: str) -> Response:
-        return replace(self, headers=self.headers.append(name, value))
-
-    def with_header_removed(self, name: str) -> Response:
-        return replace(self, headers=self.headers.remove(name))
-
-    def with_header_replaced(self, name: str, value: str) -> Response:
-        return replace(self, headers=self.headers.replace(name, value))
 
     def with_top_via_removed(self) -> Response:
         """§16.7 step 3: a proxy removes its own Via before relaying a response upstream."""
