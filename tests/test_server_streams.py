@@ -109,7 +109,9 @@ def test_options_over_tls(tmp_path: Path) -> None:
             proc.wait_for_lines([f"listening on {tls_listen}"])
         client_context = ssl.create_default_context()
         ca.configure_trust(client_context)
-        with socket.create_connection(("127.0.0.1", tls_port), timeout=5) as raw:
-            with client_context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
-                sock.sendall(options("127.0.0.1", tls_port, sock.getsockname()[1], "TLS"))
-                assert read_response(sock).startswith(b"SIP/2.0 200 OK\r\n")
+        with (
+            socket.create_connection(("127.0.0.1", tls_port), timeout=5) as raw,
+            client_context.wrap_socket(raw, server_hostname="127.0.0.1") as sock,
+        ):
+            sock.sendall(options("127.0.0.1", tls_port, sock.getsockname()[1], "TLS"))
+            assert read_response(sock).startswith(b"SIP/2.0 200 OK\r\n")
