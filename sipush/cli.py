@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 import click
 
 from sipush import __version__
+from sipush.cli_bindings import bindings
 from sipush.config import LOG_LEVELS, load_config
 from sipush.errors import SipushError
 
@@ -82,24 +83,38 @@ def cli() -> None:
     help="Listen address, e.g. udp:127.0.0.1:5060 (repeatable; replaces [server] listen).",
 )
 @click.option(
+    "--upstream",
+    metavar="SIP-URI",
+    help="The PBX to relay to, e.g. 'sip:192.0.2.10:5060;transport=udp' ([upstream] uri).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
     help="Override [log] level.",
 )
 @click.pass_context
 def serve(
-    ctx: click.Context, config_path: str | None, listen: tuple[str, ...], log_level: str | None
+    ctx: click.Context,
+    config_path: str | None,
+    listen: tuple[str, ...],
+    upstream: str | None,
+    log_level: str | None,
 ) -> None:
     """Run the proxy until SIGINT or SIGTERM."""
-    config = load_config(config_path, listen=listen, log_level=log_level)
+    config = load_config(config_path, listen=listen, log_level=log_level, upstream=upstream)
     logging.basicConfig(
         level=config.log.level.upper(),
         stream=sys.stderr,
         format="sipush: %(levelname)s %(name)s: %(message)s",
     )
+    for noisy in ("aiosqlite", "asyncio"):  # their debug lines would log SQL parameters (tokens)
+        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLogger().level))
     import sipush.server as server  # lazy: config errors never need the server's imports
 
     ctx.exit(server.run(config))
+
+
+cli.add_command(bindings)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

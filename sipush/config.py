@@ -18,6 +18,15 @@ Keys (default in brackets)::
     user_agent  "sipush/<version>"
                 Value of the User-Agent / Server header sipush puts in what it originates.
 
+    [upstream]
+    uri         ""
+                The PBX that REGISTERs and calls from apps are relayed to, as a SIP URI:
+                "sip:HOST:PORT;transport=udp|tcp|tls" (default port 5060, 5061 for tls).
+                Empty: sipush relays nothing (requests get 480). ``--upstream`` overrides it.
+    keep_x_push false
+                Keep PortSIP's X-Push header on REGISTERs relayed to the PBX (a PortSIP PBX
+                wants it); by default sipush reads it and removes it.
+
     [sip]
     t1          0.5     RFC 3261 §17.1.1.1 round-trip estimate, seconds (> 0, t1 <= t2)
     t2          4.0     RFC 3261 §17.1.2.2 maximum retransmit interval for non-INVITE, seconds
@@ -73,6 +82,14 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class UpstreamConfig:
+    """``[upstream]``: the PBX behind sipush."""
+
+    uri: str = ""
+    keep_x_push: bool = False
+
+
+@dataclass(frozen=True)
 class SipConfig:
     """``[sip]``: RFC 3261 timer values (seconds) and message limits."""
 
@@ -111,6 +128,7 @@ class Config:
     """The whole configuration. ``source`` is the file it came from, ``None`` for defaults."""
 
     server: ServerConfig = field(default_factory=ServerConfig)
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
     sip: SipConfig = field(default_factory=SipConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -119,7 +137,11 @@ class Config:
 
 
 def load_config(
-    path: str | None, *, listen: Sequence[str] = (), log_level: str | None = None
+    path: str | None,
+    *,
+    listen: Sequence[str] = (),
+    log_level: str | None = None,
+    upstream: str | None = None,
 ) -> Config:
     """Read ``path`` (or use the defaults when ``None``) and apply command-line overrides.
 
@@ -141,6 +163,16 @@ def load_config(
     )
     user_agent = server.get("user_agent", f"sipush/{__version__}", check.header_text)
     server.done()
+
+    up = check.section("upstream")
+    upstream_uri = up.get("uri", "", check.upstream_uri)
+    keep_x_push = up.get("keep_x_push", False, check.boolean)
+    up.done()
+    if upstream is not None:
+        try:
+            upstream_uri = _Checker.upstream_uri(upstream)
+        except ValueError as err:
+            raise ConfigError(f"--upstream {err}, got {_show(upstream)}") from None
 
     sip = check.section("sip")
     t1 = sip.get("t1", 0.5, check.positive_number)
@@ -183,6 +215,7 @@ def load_config(
     check.done()
     return Config(
         server=ServerConfig(listen=listen_specs, domains=domains, user_agent=user_agent),
+        upstream=UpstreamConfig(uri=upstream_uri, keep_x_push=keep_x_push),
         sip=SipConfig(
             t1=t1, t2=t2, t4=t4, max_message_size=max_size, incomplete_message_timeout=incomplete
         ),
@@ -307,6 +340,31 @@ class _Checker:
     def url(value: object) -> str:
         if not isinstance(value, str) or "://" not in value or value.startswith("://"):
             raise ValueError("must be a URL like sqlite+aiosqlite:///sipush.db")
+        return value
+
+    @staticmethod
+    def boolean(value: object) -> bool:
+        if not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        return value
+
+    @staticmethod
+    def upstream_uri(value: object) -> str:
+        expected = "must be a SIP URI like sip:192.0.2.10:5060;transport=udp (or empty)"
+        if not isinstance(value, str):
+            raise ValueError(expected)
+        if not value:
+            return value
+        from sipush.errors import ParseError
+        from sipush.sip import SipUri, parse_uri
+
+        try:
+            uri = parse_uri(value)
+        except ParseError:
+            raise ValueError(expected) from None
+        transport = (uri.param("transport") or "udp").lower() if isinstance(uri, SipUri) else ""
+        if not isinstance(uri, SipUri) or transport not in ("udp", "tcp", "tls") or uri.headers:
+            raise ValueError(expected)
         return value
 
     @staticmethod

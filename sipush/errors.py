@@ -7,7 +7,9 @@ Every error sipush raises on purpose derives from :class:`SipushError`::
     │   └── FramingError    a stream (TCP/TLS) that cannot be re-synchronised: close the connection
     ├── ConfigError         a bad config file, flag or value; the CLI prints it as one line, exit 2
     ├── TransportError      a socket-level failure: bind, connect, send on a closed flow
-    └── TransactionError    an input a transaction state machine does not allow (RFC 3261 §17)
+    ├── StoreError          the binding store failed: cannot open/connect, locked, bad schema
+    ├── TransactionError    an input a transaction state machine does not allow (RFC 3261 §17)
+    └── PushParamError      malformed push info in a REGISTER (X-Push, RFC 8599 pn-*, pn-tok): 400
 
 Nothing else leaves the SIP parser: no ``ValueError``, ``IndexError`` or ``UnicodeDecodeError``.
 """
@@ -77,9 +79,34 @@ class TransportError(SipushError):
     """A socket-level failure: cannot bind, cannot connect, the flow is closed."""
 
 
+class StoreError(SipushError):
+    """The binding store (``sipush.store``) failed: the database cannot be opened or reached, is
+    locked for too long, or holds a schema this sipush does not know. Its text is one readable
+    line naming the database (never its password); the CLI prints it as ``sipush: error: ...``.
+    """
+
+
 class TransactionError(SipushError):
     """An input a transaction state machine does not allow in its current state.
 
     From the network (a message the peer should not have sent): log it and drop the message.
     From the transaction user or the timer shell: a bug in the caller.
     """
+
+
+class PushParamError(SipushError):
+    """Malformed push information in a REGISTER: an ``X-Push`` header, RFC 8599 ``pn-*`` or
+    legacy ``pn-tok``/``pn-type``/``app-id`` Contact parameters (``sipush/push/params.py``).
+
+    The proxy answers 400 with ``Warning: 399 sipush "<warning>"`` and neither stores nor relays
+    the REGISTER. ``warning`` is one line of printable ASCII saying exactly what is wrong (it
+    never repeats a push token); it may contain ``"`` and ``\\``, so put it in the Warning
+    header through ``sipush.sip.grammar.quote``.
+    """
+
+    def __init__(self, warning: str) -> None:
+        super().__init__(warning)
+        self.warning = warning
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.warning!r})"

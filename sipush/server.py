@@ -1,4 +1,4 @@
-"""``sipush serve``: the asyncio shell that joins transports, the proxy chain and the SIP core.
+"""``sipush serve``: the asyncio shell that joins transports, the proxy and the binding store.
 
 Theory of operation
 -------------------
@@ -7,23 +7,31 @@ The transport layer reports events; :class:`SipServer` handles each one synchron
 * ``Received(request)`` — stamp the top Via with where the request really came from (§18.2.1,
   RFC 3581) and match it to a server transaction (§17.2.3): a retransmission or the ACK of a
   non-2xx goes to its transaction (which re-sends its last response, or absorbs the ACK); a
-  CANCEL whose INVITE transaction exists gets 200 (§9.2); a new request gets a server transaction
-  and runs the module chain (``sanity`` -> ``local`` -> ``unroutable``), whose reply is sent
-  through the transaction (so a final INVITE response is retransmitted over UDP until the ACK).
-* ``Received(response)`` — nothing is forwarded yet; stray responses are dropped (§18.1.2 /
-  §16.7: a response we hold no transaction for; RFC 4475 bcast/bigcode/scalarlg never leave).
+  CANCEL is answered 200 when it matches an INVITE transaction and cancels its branches (§9.2,
+  §16.10), else 481; a new request gets a server transaction and runs the module chain
+  (``sanity`` -> ``routes`` -> ``local`` -> ``registrar-relay`` -> ``forward`` ->
+  ``unroutable``). A reply goes out through the transaction; a forward goes to the proxy core
+  (:mod:`sipush.proxy.core`), which runs the branches. An ACK for a 2xx (no transaction) is
+  forwarded statelessly.
+* ``Received(response)`` — to the proxy core: matched to its branch, or forwarded statelessly by
+  its Via when it matches none (a late 2xx), or dropped when its top Via is not sipush's.
 * ``Malformed`` — a request that failed to parse gets the status its ParseError carries (400,
   416, 420, 501, 505, 513), built from the raw head, unless it was an ACK or a response (§17.2.1,
   RFC 4475 §3.1.2.19).
 * ``FlowClosed`` — logged; from issue #4 on this is how sipush learns an app was killed.
 
+A 2xx to a relayed REGISTER commits the bindings to the store before it is relayed to the app
+(with ``Feature-Caps: *;+sip.pns=...``, RFC 8599 §5.4). Expired bindings are swept every
+``SWEEP_INTERVAL`` seconds.
+
 Replies go back per §18.2.2: over the connection the request came on for TCP/TLS, and over UDP
 to ``received``/``rport`` or the sent-by port. Sending is asynchronous; each send is a tracked
 task so nothing is started and forgotten, and shutdown waits for them.
 
-:func:`run` is the blocking entry point used by the CLI: it binds every listen address (any
-failure raises :class:`~sipush.errors.TransportError` before anything is printed), prints one
-``sipush: listening on ...`` line per address on stderr, and returns 0 after SIGINT or SIGTERM.
+:func:`run` is the blocking entry point used by the CLI: it opens the store and binds every
+listen address (any failure raises a :class:`~sipush.errors.SipushError` before anything is
+printed), prints one ``sipush: listening on ...`` line per address on stderr, and returns 0
+after SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -32,15 +40,23 @@ import asyncio
 import ipaddress
 import logging
 import signal
+import socket
 import ssl
 import sys
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
 from sipush.config import Config
-from sipush.errors import ConfigError, ParseError, SipushError
-from sipush.proxy.chain import Chain, Drop, LocalIdentity, Reply, RequestContext
+from sipush.errors import ConfigError, ParseError, SipushError, TransportError
+from sipush.proxy.chain import Chain, Drop, Forward, LocalIdentity, Reply, RequestContext, Target
+from sipush.proxy.core import ProxyCore
+from sipush.proxy.flow_token import FlowTokens
+from sipush.proxy.forward import ForwardModule, target_for_uri
 from sipush.proxy.local import Local
+from sipush.proxy.registrar_relay import RegistrarRelay
+from sipush.proxy.registration import PendingRegistration, registration_changes
+from sipush.proxy.routes import Routes
 from sipush.proxy.sanity import Sanity
 from sipush.proxy.transactions import TransactionRunner
 from sipush.proxy.unroutable import Unroutable
@@ -48,6 +64,7 @@ from sipush.sip import (
     Request,
     Response,
     make_response,
+    parse_uri,
     parse_via,
     response_destination,
     response_for_malformed,
@@ -56,6 +73,7 @@ from sipush.sip import (
 from sipush.sip.message import Message
 from sipush.sip.timers import TimerConfig
 from sipush.sip.transaction_tables import TransactionError
+from sipush.store import BindingStore
 from sipush.transport.events import FlowClosed, Malformed, Received, TransportEvent
 from sipush.transport.flow import Flow
 from sipush.transport.layer import TransportLayer
@@ -63,10 +81,11 @@ from sipush.transport.layer import TransportLayer
 logger = logging.getLogger(__name__)
 
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+SWEEP_INTERVAL = 60.0  # seconds between sweeps of expired bindings
 
 
 class SipServer:
-    """One running sipush: its transports and its request chain."""
+    """One running sipush: its transports, store, request chain and proxy core."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -76,35 +95,88 @@ class SipServer:
             incomplete_message_timeout=config.sip.incomplete_message_timeout,
             tls_context=_server_tls_context(config),
         )
-        agent = config.server.user_agent
-        self.chain = Chain([Sanity(), Local(agent), Unroutable()])
         self.local = LocalIdentity(frozenset(config.server.domains), frozenset())
         self._tasks: set[asyncio.Task[None]] = set()
         timers = TimerConfig(t1=config.sip.t1, t2=config.sip.t2, t4=config.sip.t4)
         self.transactions = TransactionRunner(timers, self._send_message)
+        self.tokens = FlowTokens()
+        self.upstream = _upstream_target(config.upstream.uri)
+        self.store: BindingStore | None = None
+        agent = config.server.user_agent
+        warn_agent = agent.split("/")[0]
+        self.chain = Chain(
+            [
+                Sanity(),
+                Routes(self.tokens),
+                Local(agent),
+                RegistrarRelay(
+                    self.tokens,
+                    self.upstream,
+                    keep_x_push=config.upstream.keep_x_push,
+                    warn_agent=warn_agent,
+                ),
+                ForwardModule(self.tokens, self.upstream, flow_is_open=self.transports.is_open),
+                Unroutable(
+                    warn_agent,
+                    reason="no route for this request"
+                    if self.upstream
+                    else "no route for this request: no upstream is configured",
+                ),
+            ]
+        )
+        self.core = ProxyCore(
+            self.transactions,
+            self._send_bytes,
+            lambda: self.local,
+            self._spawn,
+            on_register_2xx=self._commit_registration,
+        )
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        """Bind every listen address; on any failure close what was bound and re-raise."""
+        """Open the store and bind every listen address; on failure close all and re-raise."""
         try:
+            self.store = await BindingStore.open(self.config.store.url)
             for spec in self.config.server.listen:
                 await self.transports.listen(spec)
         except BaseException:
             await self.transports.close()
+            if self.store is not None:
+                await self.store.close()
             raise
         hosts = set(self.config.server.domains)
         ports = set()
+        advertised: dict[str, tuple[str, int]] = {}
         for spec in self.transports.listening:
             hosts.add(spec.host.lower())
             ports.add(spec.port)
             if _is_loopback_or_any(spec.host):
                 hosts |= _LOOPBACK_NAMES
-        self.local = LocalIdentity(frozenset(hosts), frozenset(ports))
+            advertised.setdefault(spec.transport, (_advertised_host(spec.host), spec.port))
+        self.local = LocalIdentity(frozenset(hosts), frozenset(ports), advertised)
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
     async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         self.transactions.close()
         await self.transports.close()
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=2.0)
+        if self.store is not None:
+            await self.store.close()
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            if self.store is not None:
+                try:
+                    removed = await self.store.purge_expired(datetime.now(UTC))
+                    if removed:
+                        logger.info("swept %d expired binding(s)", removed)
+                except SipushError as err:
+                    logger.warning("could not sweep expired bindings: %s", err)
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -114,7 +186,7 @@ class SipServer:
                 if isinstance(event.message, Request):
                     self.on_request(event.message, event.flow)
                 else:
-                    self.on_response(event.message, event.flow)
+                    self.core.on_response(event.message)
             elif isinstance(event, Malformed):
                 self.on_malformed(event.error, event.flow)
             elif isinstance(event, FlowClosed):
@@ -133,40 +205,38 @@ class SipServer:
                 self.transactions.receive(existing, request)
                 return
             if request.method == "ACK":
-                # An ACK matching no transaction acknowledges a 2xx (§17.2.3): nowhere to go yet.
-                self._reply_statelessly(request, flow)
+                # An ACK matching no transaction acknowledges a 2xx (§17.2.3): end to end.
+                self._stateless(request, flow)
                 return
             tx = self.transactions.start_server(request, flow)
         except TransactionError as err:
             logger.debug("%s %s does not fit a transaction: %s", request.method, request.uri, err)
-            self._reply_statelessly(request, flow)
+            self._stateless(request, flow)
             return
-        if (
-            request.method == "CANCEL"
-            and self.transactions.registry.match_cancel_target(request) is not None
-        ):
-            # §9.2: the CANCEL matched a transaction; our INVITEs are answered at once, so the
-            # final response is already out and the CANCEL has no further effect.
-            self.transactions.respond(tx, make_response(request, 200))
+        if request.method == "CANCEL":
+            invite_tx = self.transactions.registry.match_cancel_target(request)
+            status = 481 if invite_tx is None else 200  # §9.2
+            self.transactions.respond(tx, make_response(request, status))
+            if invite_tx is not None:
+                self.core.cancel(invite_tx)
             return
-        outcome = self.chain.run(RequestContext(request, flow.transport, flow.remote, self.local))
+        outcome = self.chain.run(RequestContext(request, flow, self.local))
         if isinstance(outcome, Reply):
             self.transactions.respond(tx, outcome.response)
+        elif isinstance(outcome, Forward):
+            self.core.proxy(tx, request, outcome)
         elif isinstance(outcome, Drop):
             logger.debug("dropped %s %s: %s", request.method, request.uri, outcome.reason)
 
-    def _reply_statelessly(self, request: Request, flow: Flow) -> None:
-        """Run the chain without a transaction (ACK, or a request no transaction can hold)."""
-        outcome = self.chain.run(RequestContext(request, flow.transport, flow.remote, self.local))
-        if isinstance(outcome, Reply):
+    def _stateless(self, request: Request, flow: Flow) -> None:
+        """Run the chain without a transaction (ACK for 2xx, or what no transaction can hold)."""
+        outcome = self.chain.run(RequestContext(request, flow, self.local))
+        if isinstance(outcome, Reply) and request.method != "ACK":
             self.send_response(outcome.response, flow)
+        elif isinstance(outcome, Forward):
+            self.core.forward_stateless(outcome)
         elif isinstance(outcome, Drop):
             logger.debug("dropped %s %s: %s", request.method, request.uri, outcome.reason)
-
-    def on_response(self, response: Response, flow: Flow) -> None:
-        logger.debug(
-            "dropped stray response %d for %s from %s", response.status, response.cseq, flow
-        )
 
     def on_malformed(self, error: ParseError, flow: Flow) -> None:
         logger.info("malformed message from %s: %s", flow, error.detail)
@@ -175,7 +245,28 @@ class SipServer:
             return
         self.send_response(response, flow, via_may_be_broken=True)
 
+    async def _commit_registration(
+        self, pending: PendingRegistration, response: Response
+    ) -> Response:
+        """The PBX said 2xx: store the bindings, then tell the app that sipush pushes (RFC 8599
+        §5.4)."""
+        changes = registration_changes(pending, response, datetime.now(UTC))
+        if self.store is not None:
+            await self.store.apply(changes)
+        pushed = {b.push.provider for b in changes.upserts if b.push is not None}
+        for provider in pending.providers:
+            if provider in pushed:
+                response = response.with_header_appended("Feature-Caps", f'*;+sip.pns="{provider}"')
+        return response
+
     # -- sending --------------------------------------------------------------------------------
+
+    async def _send_bytes(self, data: bytes, target: Target) -> Flow:
+        if not _sendable(target.host):
+            raise TransportError(f"refusing to send to {target.host} (broadcast/multicast)")
+        return await self.transports.send(
+            data, transport=target.transport, remote=(target.host, target.port), flow=target.flow
+        )
 
     def _send_message(self, message: Message, flow: Flow) -> None:
         if isinstance(message, Response):
@@ -213,6 +304,41 @@ class SipServer:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _upstream_target(uri_text: str) -> Target | None:
+    """The configured upstream as a next hop; a host name is resolved once, here, so that
+    requests coming from the upstream can be recognised by their source address."""
+    if not uri_text:
+        return None
+    target = target_for_uri(parse_uri(uri_text))
+    if target is None:
+        return None
+    try:
+        infos = socket.getaddrinfo(target.host, target.port, type=socket.SOCK_DGRAM)
+    except OSError as err:
+        raise ConfigError(f"[upstream] uri: cannot resolve {target.host!r}: {err}") from None
+    host = str(infos[0][4][0])
+    return Target(target.transport, host, target.port)
+
+
+def _advertised_host(host: str) -> str:
+    """The address sipush puts in its Via, Path and Record-Route for a listen host."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host
+    if not address.is_unspecified:
+        return str(address)
+    # A wildcard listen: the address the machine would use to reach the outside.
+    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    probe = "2001:db8::1" if address.version == 6 else "192.0.2.1"
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.connect((probe, 9))  # a UDP connect sends nothing
+            return str(sock.getsockname()[0])
+    except OSError:
+        return "::1" if address.version == 6 else "127.0.0.1"
 
 
 def _is_loopback_or_any(host: str) -> bool:

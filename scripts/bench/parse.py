@@ -35,7 +35,7 @@ REGISTER = _crlf(
         "REGISTER sip:sip.example.com SIP/2.0",
         "Via: SIP/2.0/UDP 10.20.30.40:52144;rport;branch=z9hG4bK.8f3Kq2Zp1xYc7Wn0",
         "Max-Forwards: 70",
-        "Contact: <sip:alice@10.20.30.40:52144;transport=udp;pn-provider=apns.voip"
+        "Contact: <sip:alice@10.20.30.40:52144;transport=udp;pn-provider=apns"
         ";pn-prid=3f1a9c0e5b7d2468ace13579bdf02468ace13579bdf02468ace13579bdf02468"
         ";pn-param=ABCDE12345.com.example.app.voip>"
         ';+sip.instance="<urn:uuid:0a1b2c3d-4e5f-6789-abcd-ef0123456789>";reg-id=1'

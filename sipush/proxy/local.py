@@ -28,7 +28,7 @@ class Local:
     def handle(self, ctx: RequestContext) -> Outcome:
         request = ctx.request
         if not ctx.local.is_local(request.uri):
-            return Continue(request)
+            return Continue(ctx)
         if request.method == "ACK":
             return Drop("ACK addressed to sipush")
         if request.method == "OPTIONS":
@@ -48,4 +48,4 @@ class Local:
             return Reply(make_response(request, 481))
         if request.method not in KNOWN_METHODS:
             return Reply(make_response(request, 501, extra_headers=[("Allow", ALLOW)]))
-        return Continue(request)
+        return Continue(ctx)

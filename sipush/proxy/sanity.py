@@ -8,9 +8,9 @@ RFC's order:
 * step 3 — Max-Forwards: 0 on a request we would forward gets 483 (RFC 4475 §3.3.11 zeromf);
   OPTIONS addressed to us with 0 is still answered (§16.3 step 3: "MAY act as a UAS");
 * step 5 — Proxy-Require: option tags we do not support get 420 with Unsupported listing them
-  (RFC 4475 §3.3.5 bext01);
-* §16.4 — a top Route that names us is removed (loose routing), so the next module sees where
-  the request is really going.
+  (RFC 4475 §3.3.5 bext01).
+
+Route pre-processing (§16.4) is the next module, ``routes``.
 
 ACK is never answered (§17.2.1); an ACK that fails validation is dropped.
 """
@@ -44,10 +44,7 @@ class Sanity:
             if is_ack:
                 return Drop("ACK with an unsupported Request-URI scheme")
             return Reply(make_response(request, 416))
-        # §16.4: strip our own Route(s) before deciding where the request goes.
-        while request.routes and ctx.local.is_local(request.routes[0].uri):
-            _, request = request.with_top_route_popped()
-        addressed_to_us = ctx.local.is_local(request.uri)
+        addressed_to_us = ctx.local.is_local(request.uri) and not request.routes
         if request.max_forwards == 0 and not (addressed_to_us and request.method == "OPTIONS"):
             if is_ack:
                 return Drop("ACK with Max-Forwards 0")
@@ -63,4 +60,4 @@ class Sanity:
             return Reply(
                 make_response(request, 420, extra_headers=[("Unsupported", ", ".join(unsupported))])
             )
-        return Continue(request)
+        return Continue(ctx)

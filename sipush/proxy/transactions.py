@@ -17,17 +17,20 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from sipush.proxy.chain import Target
 from sipush.sip import Request, Response
 from sipush.sip.message import Message
 from sipush.sip.timers import Timer, TimerConfig
 from sipush.sip.transaction import (
     Action,
     CancelTimer,
+    ClientTransaction,
     Send,
     ServerTransaction,
     StartTimer,
     Terminate,
     Transaction,
+    new_client_transaction,
     new_server_transaction,
 )
 from sipush.sip.transaction_registry import TransactionRegistry
@@ -47,12 +50,15 @@ class TransactionRunner:
         config: TimerConfig,
         send: Callable[[Message, Flow], None],
         on_outcome: Callable[[AnyTransaction, Action], None] | None = None,
+        send_request: Callable[[Request, Target, AnyTransaction], None] | None = None,
     ) -> None:
         self.config = config
         self.registry = TransactionRegistry()
         self._send = send
-        self._on_outcome = on_outcome
+        self.send_request = send_request
+        self.on_outcome = on_outcome
         self._flows: dict[AnyTransaction, Flow] = {}
+        self._targets: dict[AnyTransaction, Target] = {}
         self._timers: dict[tuple[AnyTransaction, Timer], asyncio.TimerHandle] = {}
 
     def __len__(self) -> int:
@@ -80,14 +86,40 @@ class TransactionRunner:
     def respond(self, tx: ServerTransaction[Any, Any], response: Response) -> None:
         self.run(tx, tx.respond(response))
 
+    # -- client side ----------------------------------------------------------------------------
+
+    def start_client(self, request: Request, target: Target) -> ClientTransaction[Any, Any]:
+        """Create, register and start the client transaction that sends ``request`` (§17.1)."""
+        reliable = target.transport in ("tcp", "tls")
+        tx = new_client_transaction(request, reliable=reliable, config=self.config)
+        self.registry.add(tx)
+        self._targets[tx] = target
+        self.run(tx, tx.start())
+        return tx
+
+    def match_response(self, response: Response) -> ClientTransaction[Any, Any] | None:
+        return self.registry.match_response(response)
+
+    def receive_response(self, tx: ClientTransaction[Any, Any], response: Response) -> None:
+        self.run(tx, tx.receive(response))
+
+    def transport_failed(self, tx: AnyTransaction) -> None:
+        """§17.1.4 / §17.2.4: the transport could not send a message of ``tx``."""
+        if tx in self.registry:
+            self.run(tx, tx.transport_error())
+
     # -- running actions ------------------------------------------------------------------------
 
     def run(self, tx: AnyTransaction, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Send):
                 flow = self._flows.get(tx)
+                target = self._targets.get(tx)
                 if flow is not None:
                     self._send(action.message, flow)
+                elif target is not None and self.send_request is not None:
+                    assert isinstance(action.message, Request)
+                    self.send_request(action.message, target, tx)
             elif isinstance(action, StartTimer):
                 loop = asyncio.get_running_loop()
                 old = self._timers.pop((tx, action.timer), None)
@@ -102,8 +134,8 @@ class TransactionRunner:
                     handle.cancel()
             elif isinstance(action, Terminate):
                 self._forget(tx)
-            elif self._on_outcome is not None:
-                self._on_outcome(tx, action)
+            elif self.on_outcome is not None:
+                self.on_outcome(tx, action)
 
     def _fire(self, tx: AnyTransaction, timer: Timer) -> None:
         self._timers.pop((tx, timer), None)
@@ -118,6 +150,7 @@ class TransactionRunner:
             if handle is not None:
                 handle.cancel()
         self._flows.pop(tx, None)
+        self._targets.pop(tx, None)
         self.registry.remove(tx)  # type: ignore[arg-type]
 
     def close(self) -> None:
@@ -126,3 +159,4 @@ class TransactionRunner:
             handle.cancel()
         self._timers.clear()
         self._flows.clear()
+        self._targets.clear()

@@ -15,8 +15,11 @@ from sipush.sip import make_response
 class Unroutable:
     name = "unroutable"
 
-    def __init__(self, warn_agent: str = "sipush") -> None:
+    def __init__(
+        self, warn_agent: str = "sipush", reason: str = "no route for this request"
+    ) -> None:
         self.warn_agent = warn_agent
+        self.reason = reason
 
     def handle(self, ctx: RequestContext) -> Outcome:
         request = ctx.request
@@ -24,5 +27,5 @@ class Unroutable:
             return Drop("ACK with no route")
         if request.method == "CANCEL":
             return Reply(make_response(request, 481))
-        warning = f'399 {self.warn_agent} "no route for this request: no upstream is configured"'
+        warning = f'399 {self.warn_agent} "{self.reason}"'
         return Reply(make_response(request, 480, extra_headers=[("Warning", warning)]))

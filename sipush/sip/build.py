@@ -81,6 +81,25 @@ def make_response(
     return Response(status, reason or reason_phrase(status), Headers(items), body)
 
 
+def build_cancel(request: Request) -> Request:
+    """§9.1: the CANCEL for a request sent on one branch: same Request-URI, Call-ID, From, To,
+    CSeq number and Route, and only the top Via (so it has the branch of the request)."""
+    items: list[tuple[str, str]] = []
+    via_done = False
+    for name, value in request.headers:
+        key = header_key(name)
+        if key == "via":
+            if not via_done:
+                items.append((name, str(request.vias[0])))
+                via_done = True
+        elif key in ("from", "to", "call-id", "route"):
+            items.append((name, value))
+        elif key == "cseq":
+            items.append((name, f"{request.cseq.number} CANCEL"))
+    items.append(("Max-Forwards", "70"))
+    return Request("CANCEL", request.uri, Headers(items))
+
+
 def response_for_malformed(
     error: ParseError, *, server: str = "sipush", to_tag: str | None = None
 ) -> Response | None:

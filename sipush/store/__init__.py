@@ -1,0 +1,22 @@
+"""The binding store: which devices of which AOR are where, and how to wake them.
+
+``await open_store(url)`` gives a :class:`BindingStore` over SQLite (default,
+``sqlite+aiosqlite:///sipush.db`` in the working directory) or PostgreSQL
+(``postgresql+asyncpg://...``); the proxy commits a :class:`ChangeSet` of :class:`Binding`
+values per accepted REGISTER, and ``sipush bindings ...`` reads and edits the same database.
+See :mod:`sipush.store.binding_store` for how it works.
+"""
+
+from sipush.errors import StoreError
+from sipush.store.binding_store import DEFAULT_URL, BindingStore, open_store
+from sipush.store.model import ALL_DEVICES, Binding, ChangeSet
+
+__all__ = [
+    "ALL_DEVICES",
+    "DEFAULT_URL",
+    "Binding",
+    "BindingStore",
+    "ChangeSet",
+    "StoreError",
+    "open_store",
+]

@@ -1,0 +1,463 @@
+"""The binding store: bindings in SQLite (one process or a few on one machine) or PostgreSQL.
+
+Theory of operation
+-------------------
+SQLAlchemy 2.x Core on its asyncio engine (``aiosqlite``, ``asyncpg``). Core, not the ORM: a
+binding is a frozen value (:class:`~sipush.store.model.Binding`), never a tracked mutable entity,
+and every write is one explicit statement (``INSERT ... ON CONFLICT DO UPDATE``, ``DELETE``),
+so there is no session, identity map or flush order to reason about.
+
+* :meth:`BindingStore.open` checks the URL, creates the engine and, when the database has no
+  ``bindings`` table, runs ``sql/<dialect>/schema.sql`` (the schema's source of truth) in one
+  transaction. A database written by a newer sipush (``schema_version``) is refused.
+* :meth:`BindingStore.apply` commits a whole :class:`~sipush.store.model.ChangeSet` in ONE
+  transaction: removals first, then upserts. An upsert replaces the row of its
+  ``(aor, device_id)`` but keeps the row's ``created_at``.
+* SQLite: the path is made absolute against the working directory at open time. The file is
+  switched to WAL journal mode (readers never block the writer, so ``sipush bindings list`` runs
+  while ``sipush serve`` writes) with ``synchronous=NORMAL``, and every connection waits up to
+  ``busy_timeout`` seconds for another process's write lock. Write transactions start with
+  ``BEGIN IMMEDIATE``, so they take the write lock up front (and wait for it) instead of failing
+  half-way when another process wrote first; writes within one process queue on an asyncio lock.
+* PostgreSQL: an optional ``schema`` (created if missing) becomes the connections' search_path;
+  schema creation runs under an advisory lock; a transaction that loses a deadlock or
+  serialization race is retried (it is all-or-nothing, so a retry is safe).
+* Every database failure leaves as :class:`~sipush.errors.StoreError` with one readable line
+  (``cannot open the SQLite database /srv/sipush.db: unable to open database file``,
+  ``cannot connect to PostgreSQL postgres@127.0.0.1:5432/test: ...``); passwords never appear.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import UTC, datetime
+from errno import ECONNREFUSED
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, TypeVar
+
+from sqlalchemy import Delete, Insert, Select, delete, event, inspect, select
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from sipush.errors import StoreError
+from sipush.store.model import ALL_DEVICES, Binding, ChangeSet, as_utc
+from sipush.store.tables import (
+    KEY_COLUMNS,
+    SCHEMA_VERSION,
+    binding_to_row,
+    bindings,
+    row_to_binding,
+    schema_version,
+)
+
+_T = TypeVar("_T")
+
+DEFAULT_URL: Final = "sqlite+aiosqlite:///sipush.db"
+SQL_DIR: Final = Path(__file__).resolve().parent.parent.parent / "sql"
+DEFAULT_BUSY_TIMEOUT: Final = 5.0  # seconds a SQLite connection waits for another's write lock
+DEFAULT_CONNECT_TIMEOUT: Final = 10.0  # seconds to reach PostgreSQL
+RETRIED_SQLSTATES: Final = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+MAX_ATTEMPTS: Final = 3
+_SCHEMA_LOCK_KEY: Final = 0x5150_5553_4800  # pg_advisory_xact_lock key: "sipush" schema setup
+_WRITE_OPTION: Final = "sipush_write"  # execution option: begin the transaction IMMEDIATE
+_URL_EXAMPLES: Final = "sqlite+aiosqlite:///sipush.db or postgresql+asyncpg://USER@HOST:5432/DB"
+_DRIVERS: Final = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+
+
+class BindingStore:
+    """Bindings in a database; create with ``await BindingStore.open(url)``, end with ``close()``.
+
+    Safe for concurrent use by many tasks of one event loop, and by several processes on the
+    same database (SQLite: on one machine). Usable as ``async with await open_store(url) as s:``.
+    """
+
+    def __init__(self, engine: AsyncEngine, where: str, *, serialize_all: bool) -> None:
+        """Internal: use :meth:`open`. ``where`` names the database in error messages."""
+        self._engine = engine
+        self._where = where
+        self._is_sqlite = engine.dialect.name == "sqlite"
+        self._serialize_all = serialize_all  # in-memory SQLite: one shared connection
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self._upsert = _upsert_statement(engine.dialect.name)
+
+    @classmethod
+    async def open(
+        cls,
+        url: str = DEFAULT_URL,
+        *,
+        schema: str | None = None,
+        busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
+        create: bool = True,
+    ) -> BindingStore:
+        """Open the store at ``url``, creating its tables when missing.
+
+        ``url``: ``sqlite+aiosqlite:///sipush.db`` (relative to the working directory; four
+        slashes for an absolute path; ``sqlite+aiosqlite://`` for a private in-memory
+        database) or ``postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DB`` (``sqlite://`` and
+        ``postgresql://`` mean the same drivers). ``schema`` (PostgreSQL only): keep the
+        tables in that schema, created if missing, instead of the connection's search_path.
+        ``busy_timeout``: seconds to wait for another process's SQLite write lock.
+        ``create=False``: refuse (rather than create) a missing SQLite file or missing tables,
+        as the ``sipush bindings`` commands do. Raises :class:`StoreError`.
+        """
+        parsed = _parse_url(url)
+        memory = False
+        sqlite_file: str | None = None
+        if parsed.get_backend_name() == "sqlite":
+            if schema is not None:
+                raise StoreError("a schema can only be given for a PostgreSQL store")
+            memory = parsed.database in (None, "", ":memory:")
+            if not memory:
+                assert parsed.database is not None
+                sqlite_file = os.path.abspath(parsed.database)
+                parsed = parsed.set(database=sqlite_file)
+                if not create and not os.path.isfile(sqlite_file):
+                    raise StoreError(
+                        f"no binding store: the SQLite database {sqlite_file} does not exist"
+                    )
+            engine = _sqlite_engine(parsed, memory=memory, busy_timeout=busy_timeout)
+            where = "SQLite database " + (":memory:" if memory else str(parsed.database))
+        else:
+            engine = _postgresql_engine(parsed, schema=schema)
+            where = "PostgreSQL " + _describe_postgresql(parsed, schema)
+        store = cls(engine, where, serialize_all=memory)
+        try:
+            if sqlite_file is not None:
+                with store._mapped_errors("open", connecting=True):
+                    await asyncio.to_thread(_probe_sqlite_file, sqlite_file, busy_timeout)
+            await store._prepare_schema(schema, create=create)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return store
+
+    async def apply(self, changes: ChangeSet) -> None:
+        """Commit ``changes`` in one transaction: removals, then upserts (keeping created_at)."""
+        if not changes:
+            return
+        removals = sorted(set(changes.removals))  # one lock order for every writer
+        rows = [binding_to_row(binding) for binding in sorted(changes.upserts, key=_key)]
+
+        async def body(conn: AsyncConnection) -> None:
+            for aor, device_id in removals:
+                await conn.execute(_delete_statement(aor, device_id))
+            if rows:
+                await conn.execute(self._upsert, rows)
+
+        await self._write("apply a change set", body)
+
+    async def get(self, aor: str) -> builtins.list[Binding]:
+        """Every binding of ``aor``, expired ones included (the caller decides with its clock)."""
+        return await self.list(aor, include_expired=True)
+
+    async def list(
+        self, aor: str | None = None, *, include_expired: bool = False, now: datetime | None = None
+    ) -> builtins.list[Binding]:
+        """Bindings of ``aor`` (all AORs when ``None``), sorted by AOR then device id.
+
+        Bindings whose ``expires_at`` has been reached at ``now`` (default: the current time)
+        are left out unless ``include_expired``.
+        """
+        query: Select[Any] = select(bindings).order_by(bindings.c.aor, bindings.c.device_id)
+        if aor is not None:
+            query = query.where(bindings.c.aor == aor)
+        if not include_expired:
+            moment = datetime.now(UTC) if now is None else as_utc(now, "now")
+            query = query.where(bindings.c.expires_at > moment)
+        async with self._transaction("read bindings", write=False) as conn:
+            result = await conn.execute(query)
+            return [row_to_binding(row) for row in result.mappings()]
+
+    async def delete(self, aor: str, device_id: str | None = None) -> int:
+        """Remove one device's binding of ``aor`` (all of them when ``device_id`` is ``None`` or
+        ``"*"``); return how many rows went."""
+        return await self._write_count(
+            "delete bindings", _delete_statement(aor, device_id or ALL_DEVICES)
+        )
+
+    async def purge_expired(self, now: datetime) -> int:
+        """Remove every binding whose ``expires_at`` is reached at ``now``; return how many."""
+        moment = as_utc(now, "now")
+        statement = delete(bindings).where(bindings.c.expires_at <= moment)
+        return await self._write_count("purge expired bindings", statement)
+
+    async def close(self) -> None:
+        """Release every connection. Idempotent; the store is unusable afterwards."""
+        if not self._closed:
+            self._closed = True
+            await self._engine.dispose()
+
+    async def __aenter__(self) -> BindingStore:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<BindingStore {self._where}{' (closed)' if self._closed else ''}>"
+
+    # Internals.
+
+    @asynccontextmanager
+    async def _transaction(self, action: str, *, write: bool) -> AsyncIterator[AsyncConnection]:
+        """One database transaction, with errors mapped to :class:`StoreError`."""
+        if self._closed:
+            raise StoreError(f"{self._where}: the store is closed")
+        serialize = self._serialize_all or (write and self._is_sqlite)
+        async with self._lock if serialize else _no_lock():
+            with self._mapped_errors(action, connecting=True):
+                conn = await self._engine.connect()
+            try:
+                with self._mapped_errors(action, connecting=False):
+                    if write:
+                        await conn.execution_options(**{_WRITE_OPTION: True})
+                    async with conn.begin():
+                        yield conn
+            finally:
+                with self._mapped_errors(action, connecting=False):
+                    await conn.close()
+
+    async def _write(self, action: str, body: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+        """Run ``body`` in a write transaction; on PostgreSQL, run it again (in a new transaction,
+        up to ``MAX_ATTEMPTS`` in all) when it lost a deadlock or serialization race."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                async with self._transaction(action, write=True) as conn:
+                    return await body(conn)
+            except StoreError as err:
+                if attempt == MAX_ATTEMPTS or _sqlstate(err.__cause__) not in RETRIED_SQLSTATES:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _write_count(self, action: str, statement: Delete) -> int:
+        async def body(conn: AsyncConnection) -> int:
+            result = await conn.execute(statement)
+            return int(result.rowcount)
+
+        return await self._write(action, body)
+
+    @contextmanager
+    def _mapped_errors(self, action: str, *, connecting: bool) -> Iterator[None]:
+        try:
+            yield
+        except StoreError:
+            raise
+        except (SQLAlchemyError, sqlite3.Error, OSError) as err:
+            raise StoreError(self._failure_text(action, err, connecting)) from err
+
+    def _failure_text(self, action: str, err: BaseException, connecting: bool) -> str:
+        reason = _reason(err)
+        if self._is_sqlite:
+            if "unable to open database file" in reason:
+                return f"cannot open the {self._where}: {reason} (does its directory exist?)"
+            if "not a database" in reason:
+                return f"cannot open the {self._where}: {reason} (is it a SQLite database?)"
+            if "locked" in reason or "busy" in reason:
+                return f"{self._where} stayed locked by another process: {reason}"
+        if connecting:
+            verb = "open the" if self._is_sqlite else "connect to"
+            return f"cannot {verb} {self._where}: {reason}"
+        return f"{self._where}: cannot {action}: {reason}"
+
+    async def _prepare_schema(self, schema: str | None, *, create: bool) -> None:
+        """Check the schema version; without a ``bindings`` table, run ``sql/<dialect>/schema.sql``
+        (``create``) or refuse. The check is a read, so it never waits for another writer."""
+        async with self._transaction("read the schema", write=False) as conn:
+            present = await conn.run_sync(_has_table, bindings.name)
+        if not present:
+            if not create:
+                raise StoreError(f"no binding store in the {self._where}: it has no tables yet")
+            await self._create_schema(schema)
+        async with self._transaction("read the schema version", write=False) as conn:
+            if not await conn.run_sync(_has_table, schema_version.name):
+                raise StoreError(f"{self._where} has a bindings table but no schema_version table")
+            found = (await conn.execute(select(schema_version.c.version))).scalar()
+        if found != SCHEMA_VERSION:
+            raise StoreError(
+                f"{self._where} has schema version {found}; this sipush reads {SCHEMA_VERSION}"
+            )
+
+    async def _create_schema(self, schema: str | None) -> None:
+        """Run the DDL in one transaction, unless a concurrent opener just did."""
+        async with self._transaction("create the schema", write=True) as conn:
+            if not self._is_sqlite:  # SQLite: BEGIN IMMEDIATE already serialises creators
+                await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_KEY})")
+                if schema is not None:
+                    quoted = conn.dialect.identifier_preparer.quote_identifier(schema)
+                    await conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {quoted}")
+            if not await conn.run_sync(_has_table, bindings.name):
+                for statement in schema_statements(conn.dialect.name):
+                    await conn.exec_driver_sql(statement)
+
+
+def schema_statements(dialect: str) -> builtins.list[str]:
+    """The statements of ``sql/<dialect>/schema.sql`` (comments removed), in order."""
+    path = SQL_DIR / dialect / "schema.sql"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise StoreError(f"cannot read the schema file {path}: {err.strerror or err}") from None
+    without_comments = "\n".join(line.split("--", 1)[0] for line in text.splitlines())
+    return [part.strip() for part in without_comments.split(";") if part.strip()]
+
+
+def _parse_url(text: str) -> URL:
+    try:
+        url = make_url(text)
+    except (ArgumentError, ValueError):
+        shown = _PASSWORD.sub(r"\1***@", text)
+        raise StoreError(f"bad store URL {shown!r}: expected {_URL_EXAMPLES}") from None
+    driver = _DRIVERS.get(url.drivername)
+    if driver is None:
+        shown = url.render_as_string(hide_password=True)
+        raise StoreError(f"unsupported store URL {shown!r}: expected {_URL_EXAMPLES}")
+    return url.set(drivername=driver)
+
+
+def _sqlite_engine(url: URL, *, memory: bool, busy_timeout: float) -> AsyncEngine:
+    options: dict[str, Any] = {"connect_args": {"timeout": busy_timeout}}
+    if memory:
+        options["poolclass"] = StaticPool  # one connection, or each would see its own database
+    engine = create_async_engine(url, **options)
+    busy_ms = max(0, round(busy_timeout * 1000))
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy (the "begin" hook below) emit BEGIN, not the sqlite3 module's guesswork.
+        dbapi_connection.isolation_level = None
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+                cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = NORMAL")
+            finally:
+                cursor.close()
+        except BaseException:
+            dbapi_connection.close()  # else aiosqlite's thread outlives the event loop
+            raise
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def _probe_sqlite_file(path: str, busy_timeout: float) -> None:
+    """Open ``path`` with the standard sqlite3 module and read its header, so that an unusable
+    file fails here, in one readable error, before aiosqlite is involved (a failed aiosqlite
+    connect leaves a worker thread that reports to the event loop after it may have closed,
+    printing a traceback at the exit of a short-lived ``sipush bindings`` command)."""
+    connection = sqlite3.connect(path, timeout=busy_timeout)
+    try:
+        connection.execute("PRAGMA schema_version").fetchone()
+    finally:
+        connection.close()
+
+
+def _postgresql_engine(url: URL, *, schema: str | None) -> AsyncEngine:
+    connect_args: dict[str, Any] = {"timeout": DEFAULT_CONNECT_TIMEOUT}
+    if schema is not None:
+        connect_args["server_settings"] = {"search_path": schema}
+    return create_async_engine(url, connect_args=connect_args, pool_pre_ping=True)
+
+
+def _describe_postgresql(url: URL, schema: str | None) -> str:
+    user = f"{url.username}@" if url.username else ""
+    port = f":{url.port}" if url.port else ""
+    where = f"{user}{url.host or 'localhost'}{port}/{url.database or ''}"
+    return where + (f" (schema {schema})" if schema else "")
+
+
+def _upsert_statement(dialect: str) -> Insert:
+    """``INSERT ... ON CONFLICT (aor, device_id) DO UPDATE`` every column but created_at."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        pg_statement = pg_insert(bindings)
+        replaced = _replaced_columns(pg_statement.excluded)
+        return pg_statement.on_conflict_do_update(index_elements=KEY_COLUMNS, set_=replaced)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    sqlite_statement = sqlite_insert(bindings)
+    replaced = _replaced_columns(sqlite_statement.excluded)
+    return sqlite_statement.on_conflict_do_update(index_elements=KEY_COLUMNS, set_=replaced)
+
+
+def _replaced_columns(excluded: Any) -> dict[str, Any]:
+    keep = {*KEY_COLUMNS, "created_at"}
+    return {column.name: excluded[column.name] for column in bindings.c if column.name not in keep}
+
+
+def _delete_statement(aor: str, device_id: str) -> Delete:
+    statement = delete(bindings).where(bindings.c.aor == aor)
+    if device_id != ALL_DEVICES:
+        statement = statement.where(bindings.c.device_id == device_id)
+    return statement
+
+
+def _has_table(connection: Connection, name: str) -> bool:
+    return inspect(connection).has_table(name)
+
+
+def _key(binding: Binding) -> tuple[str, str]:
+    return binding.key
+
+
+def _sqlstate(err: BaseException | None) -> str | None:
+    if isinstance(err, DBAPIError):
+        state = getattr(err.orig, "sqlstate", None)
+        return state if isinstance(state, str) else None
+    return None
+
+
+_PASSWORD = re.compile(r"(//[^:/@]*:)[^@/]*@")  # user:PASSWORD@ in a URL we could not parse
+_CLASS_PREFIX = re.compile(r"^<class '[\w.]+'>:\s*")
+
+
+def _reason(err: BaseException) -> str:
+    """The driver's own message on one line, without SQLAlchemy's SQL echo and links."""
+    cause: BaseException = err
+    if isinstance(err, DBAPIError) and err.orig is not None:
+        cause = err.orig
+    if isinstance(cause, OSError) and cause.strerror and not isinstance(cause, TimeoutError):
+        text = cause.strerror
+    else:
+        text = str(cause) or type(cause).__name__
+    if isinstance(cause, TimeoutError):
+        text = f"timed out ({text})" if str(cause) else "timed out"
+    elif isinstance(cause, ConnectionRefusedError) or getattr(cause, "errno", None) == ECONNREFUSED:
+        text = f"connection refused, is the server running and listening there? ({text})"
+    text = _CLASS_PREFIX.sub("", text)
+    return " ".join(text.split())
+
+
+@asynccontextmanager
+async def _no_lock() -> AsyncIterator[None]:
+    yield
+
+
+open_store = BindingStore.open
+"""``await open_store(url)``: the same as :meth:`BindingStore.open`."""

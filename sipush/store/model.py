@@ -1,0 +1,121 @@
+"""The binding store's value types: a :class:`Binding` per (AOR, device), and :class:`ChangeSet`.
+
+A binding is what sipush learned from one REGISTER that the PBX accepted with a 2xx
+(ARCHITECTURE.md, idea 4): where the device's app is now (the Contact the PBX returned and the
+flow the REGISTER came on), until when, and how to wake it (its :class:`PushInfo`, or ``None``
+for an app that sent no push parameters). The proxy turns (existing bindings, REGISTER, 2xx,
+now) into a :class:`ChangeSet`; :meth:`sipush.store.BindingStore.apply` commits it in one
+database transaction.
+
+Both types are frozen and validated in the constructor. Every timestamp must be timezone-aware
+and is normalised to UTC, so a binding read back from either database equals the one written.
+This module imports no database library: the proxy's pure functions can use it alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sipush.push.params import PushInfo
+
+ALL_DEVICES = "*"
+"""``device_id`` of a removal that removes every binding of an AOR (like ``Contact: *``)."""
+
+TIMESTAMP_FIELDS = ("expires_at", "registered_at", "created_at")
+
+
+def as_utc(value: datetime, name: str) -> datetime:
+    """``value`` converted to UTC; a naive datetime is a caller bug (its zone is unknowable)."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} must be a datetime, got {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware (UTC), got naive {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """One device of one AOR, as the PBX last accepted it.
+
+    ``aor``: ``SipUri.aor`` of the REGISTER's To (``sip:alice@example.com``).
+    ``device_id``: ``+sip.instance``, else X-Push ``device-uid``, else ``pn-prid``.
+    ``contact``: the Contact URI the PBX returned in its 2xx (text, no ``<>``).
+    ``expires_at``, ``registered_at`` (last successful REGISTER), ``created_at`` (first time this
+    device was bound; the store keeps the stored one when a binding is replaced): UTC.
+    ``transport``, ``flow_local``, ``flow_remote``: the app's flow (RFC 5626 §6), e.g. ``"udp"``,
+    ``"127.0.0.1:5060"`` (sipush's side), ``"127.0.0.1:40111"`` (the app's side).
+    ``call_id``, ``cseq``: of that REGISTER. ``push``: how to wake the app, ``None`` if it can't be.
+    """
+
+    aor: str
+    device_id: str
+    contact: str
+    expires_at: datetime
+    registered_at: datetime
+    created_at: datetime
+    transport: str
+    flow_local: str
+    flow_remote: str
+    call_id: str
+    cseq: int
+    user_agent: str | None
+    push: PushInfo | None
+
+    def __post_init__(self) -> None:
+        if not self.aor:
+            raise ValueError("a binding needs an AOR")
+        if not self.device_id or self.device_id == ALL_DEVICES:
+            raise ValueError(f"a binding needs a device id other than '*', got {self.device_id!r}")
+        # RFC 3261 §8.1.1.5: a CSeq number is a 32-bit unsigned integer less than 2**31.
+        if isinstance(self.cseq, bool) or not isinstance(self.cseq, int):
+            raise ValueError(f"cseq must be an int, got {self.cseq!r}")
+        if not 0 <= self.cseq < 2**31:
+            raise ValueError(f"cseq must be from 0 to 2**31 - 1, got {self.cseq}")
+        for name in TIMESTAMP_FIELDS:
+            object.__setattr__(self, name, as_utc(getattr(self, name), name))
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The primary key: ``(aor, device_id)``."""
+        return (self.aor, self.device_id)
+
+    def is_expired(self, now: datetime) -> bool:
+        """True once ``now`` has reached ``expires_at`` (a binding with 0 s left is gone)."""
+        return self.expires_at <= as_utc(now, "now")
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """What one REGISTER transaction changes, committed atomically by ``BindingStore.apply``.
+
+    ``removals`` are ``(aor, device_id)`` pairs; ``(aor, "*")`` removes every binding of the AOR.
+    Removals run first, then ``upserts`` (each replaces the row of its ``(aor, device_id)``,
+    keeping that row's ``created_at``). A key may be upserted at most once per change set.
+    """
+
+    upserts: tuple[Binding, ...] = ()
+    removals: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "upserts", tuple(self.upserts))
+        object.__setattr__(self, "removals", tuple(self.removals))
+        seen: set[tuple[str, str]] = set()
+        for binding in self.upserts:
+            if not isinstance(binding, Binding):
+                raise TypeError(f"upserts must be Binding objects, got {binding!r}")
+            if binding.key in seen:
+                raise ValueError(f"a change set upserts {binding.key!r} twice")
+            seen.add(binding.key)
+        for removal in self.removals:
+            if (
+                not isinstance(removal, tuple)
+                or len(removal) != 2
+                or not all(isinstance(part, str) and part for part in removal)
+            ):
+                raise ValueError(f"a removal is a non-empty (aor, device_id) pair, got {removal!r}")
+
+    def __bool__(self) -> bool:
+        return bool(self.upserts or self.removals)

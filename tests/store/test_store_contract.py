@@ -1,0 +1,275 @@
+"""The BindingStore contract, run against every backend: SQLite (a file) and real PostgreSQL.
+
+Each test gets an empty database (``backend`` fixture: a tmp SQLite file, or a fresh PostgreSQL
+schema dropped afterwards) and talks to it only through the public API, except where a test
+looks at the raw row to prove how something is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+
+from sipush.errors import StoreError
+from sipush.push.params import PushInfo
+from sipush.store import ChangeSet
+from sipush.store.tables import PUSH_COLUMNS, bindings
+from tests.store.storekit import T0, Backend, android_push, ios_push, make_binding
+
+ALICE = "sip:alice@example.com"
+BOB = "sip:bob@example.com"
+PHONE = "<urn:uuid:00000000-0000-4000-8000-000000000001>"
+TABLET = "<urn:uuid:00000000-0000-4000-8000-000000000002>"
+DESKTOP = "<urn:uuid:00000000-0000-4000-8000-000000000003>"
+LATER = T0 + timedelta(minutes=10)
+
+
+async def test_upsert_then_get_and_list(backend: Backend) -> None:
+    alice_phone = make_binding(ALICE, PHONE, push=ios_push())
+    bob_phone = make_binding(BOB, PHONE, push=android_push(), transport="tcp")
+    async with await backend.open() as store:
+        await store.apply(ChangeSet(upserts=(bob_phone, alice_phone)))
+        assert await store.get(ALICE) == [alice_phone]
+        assert await store.get(BOB) == [bob_phone]
+        assert await store.get("sip:nobody@example.com") == []
+        assert await store.list(now=T0) == [alice_phone, bob_phone]  # sorted by AOR
+        assert await store.list(BOB, now=T0) == [bob_phone]
+
+
+async def test_replace_keeps_created_at_and_replaces_everything_else(backend: Backend) -> None:
+    first = make_binding(ALICE, PHONE, push=ios_push())
+    again = make_binding(
+        ALICE,
+        PHONE,
+        at=LATER,
+        created_at=LATER,  # what a caller that does not know the old row would send
+        contact="sip:alice@127.0.0.1:40999;transport=tcp",
+        transport="tcp",
+        flow_remote="127.0.0.1:40999",
+        cseq=2,
+        user_agent=None,
+        push=android_push(),
+    )
+    async with await backend.open() as store:
+        await store.apply(ChangeSet(upserts=(first,)))
+        await store.apply(ChangeSet(upserts=(again,)))
+        assert await store.get(ALICE) == [dataclasses.replace(again, created_at=first.created_at)]
+
+
+async def test_one_aor_many_devices(backend: Backend) -> None:
+    devices = [make_binding(ALICE, device) for device in (PHONE, TABLET, DESKTOP)]
+    moved = make_binding(ALICE, TABLET, at=LATER, flow_remote="127.0.0.1:50000", cseq=7)
+    async with await backend.open() as store:
+        await store.apply(ChangeSet(upserts=tuple(devices)))
+        assert [b.device_id for b in await store.get(ALICE)] == [PHONE, TABLET, DESKTOP]
+        await store.apply(ChangeSet(upserts=(moved,)))  # re-REGISTER from a new port
+        found = await store.get(ALICE)
+        assert len(found) == 3  # replaced, never a duplicate
+        assert found[1] == dataclasses.replace(moved, created_at=T0)
+        assert found[0] == devices[0] and found[2] == devices[2]
+
+
+async def test_removal_of_one_device_and_of_all(backend: Backend) -> None:
+    async with await backend.open() as store:
+        await store.apply(
+            ChangeSet(
+                upserts=(
+                    make_binding(ALICE, PHONE),
+                    make_binding(ALICE, TABLET),
+                    make_binding(BOB, PHONE),
+                )
+            )
+        )
+        await store.apply(ChangeSet(removals=((ALICE, TABLET),)))
+        assert [b.device_id for b in await store.get(ALICE)] == [PHONE]
+        await store.apply(ChangeSet(removals=((ALICE, "*"),)))
+        assert await store.get(ALICE) == []
+        assert len(await store.get(BOB)) == 1  # other AORs untouched
+        await store.apply(ChangeSet(removals=((ALICE, PHONE), ("sip:nobody@x", "*"))))  # no-op
+
+
+async def test_removals_run_before_upserts(backend: Backend) -> None:
+    fresh = make_binding(ALICE, DESKTOP, at=LATER)
+    async with await backend.open() as store:
+        await store.apply(
+            ChangeSet(upserts=(make_binding(ALICE, PHONE), make_binding(ALICE, TABLET)))
+        )
+        await store.apply(ChangeSet(upserts=(fresh,), removals=((ALICE, "*"),)))
+        assert await store.get(ALICE) == [fresh]
+
+
+async def test_apply_is_one_transaction(backend: Backend) -> None:
+    """A change set that fails half-way changes nothing, and the failure is a StoreError."""
+    keep = make_binding(ALICE, PHONE)
+    broken = make_binding(ALICE, TABLET)
+    object.__setattr__(broken, "contact", None)  # bypass validation: NOT NULL must fire
+    async with await backend.open() as store:
+        await store.apply(ChangeSet(upserts=(keep,)))
+        changes = ChangeSet(upserts=(make_binding(BOB, PHONE), broken), removals=((ALICE, "*"),))
+        with pytest.raises(StoreError, match="cannot apply a change set") as caught:
+            await store.apply(changes)
+        assert "\n" not in str(caught.value)
+        assert await store.get(ALICE) == [keep]  # the removal was rolled back
+        assert await store.get(BOB) == []  # and so was the upsert before the failure
+        await store.apply(ChangeSet(upserts=(make_binding(BOB, PHONE),)))  # still usable
+
+
+async def test_delete(backend: Backend) -> None:
+    async with await backend.open() as store:
+        await store.apply(
+            ChangeSet(upserts=tuple(make_binding(ALICE, d) for d in (PHONE, TABLET, DESKTOP)))
+        )
+        assert await store.delete(ALICE, TABLET) == 1
+        assert await store.delete(ALICE, TABLET) == 0
+        assert await store.delete("sip:nobody@example.com") == 0
+        assert await store.delete(ALICE) == 2
+        assert await store.get(ALICE) == []
+
+
+async def test_expired_bindings_are_hidden_from_list_unless_asked(backend: Backend) -> None:
+    live = make_binding(ALICE, PHONE, expires_in=3600)
+    gone = make_binding(ALICE, TABLET, expires_in=60)
+    async with await backend.open() as store:
+        await store.apply(ChangeSet(upserts=(live, gone)))
+        at_expiry = T0 + timedelta(seconds=60)  # 0 s left is expired
+        assert await store.list(now=at_expiry) == [live]
+        assert await store.list(ALICE, now=at_expiry) == [live]
+        assert await store.list(now=at_expiry - timedelta(microseconds=1)) == [live, gone]
+        assert await store.list(include_expired=True, now=at_expiry) == [live, gone]
+        assert await store.get(ALICE) == [live, gone]  # get() shows the raw state
+        # Without ``now``: the wall clock (T0 is in the past of any real run... or the future).
+        real_now = datetime.now(UTC)
+        expected = [b for b in (live, gone) if b.expires_at > real_now]
+        assert await store.list() == expected
+
+
+async def test_purge_expired(backend: Backend) -> None:
+    async with await backend.open() as store:
+        await store.apply(
+            ChangeSet(
+                upserts=(
+                    make_binding(ALICE, PHONE, expires_in=30),
+                    make_binding(ALICE, TABLET, expires_in=60),
+                    make_binding(BOB, PHONE, expires_in=61),
+                )
+            )
+        )
+        assert await store.purge_expired(T0) == 0
+        assert await store.purge_expired(T0 + timedelta(seconds=60)) == 2  # 30 s and exactly 60 s
+        assert [b.aor for b in await store.list(include_expired=True)] == [BOB]
+        assert await store.purge_expired(T0 + timedelta(seconds=60)) == 0
+
+
+async def test_bindings_survive_close_and_reopen(backend: Backend) -> None:
+    saved = [make_binding(ALICE, PHONE, push=ios_push()), make_binding(BOB, TABLET)]
+    store = await backend.open()
+    await store.apply(ChangeSet(upserts=tuple(saved)))
+    await store.close()
+    await store.close()  # idempotent
+    with pytest.raises(StoreError, match="closed"):
+        await store.get(ALICE)
+    async with await backend.open() as reopened:  # the schema exists now: not re-created
+        assert await reopened.list(include_expired=True) == saved
+        await reopened.apply(ChangeSet(upserts=(make_binding(ALICE, PHONE, at=LATER),)))
+        assert (await reopened.get(ALICE))[0].created_at == T0
+
+
+async def test_concurrent_applies_in_one_store(backend: Backend) -> None:
+    async with await backend.open() as store:
+
+        async def register(number: int) -> None:
+            device = f"device-{number % 10}"
+            binding = make_binding(ALICE, device, at=T0 + timedelta(seconds=number), cseq=number)
+            await store.apply(ChangeSet(upserts=(binding,)))
+
+        await asyncio.gather(*(register(number) for number in range(60)))
+        found = await store.get(ALICE)
+        assert [b.device_id for b in found] == [f"device-{n}" for n in range(10)]
+        assert all(b.created_at >= T0 for b in found)
+        assert all(b.cseq % 10 == int(b.device_id[-1]) for b in found)
+
+
+async def test_concurrent_applies_from_two_stores(backend: Backend) -> None:
+    """Two stores (two engines, like two processes) writing the same AOR at the same time."""
+    first, second = await backend.open(), await backend.open()
+    try:
+
+        async def register(store_number: int, number: int) -> None:
+            store = (first, second)[store_number]
+            changes = ChangeSet(
+                upserts=(make_binding(ALICE, f"s{store_number}-d{number % 5}", cseq=number),),
+                removals=((ALICE, f"s{1 - store_number}-d{(number + 2) % 5}"),),
+            )
+            await store.apply(changes)
+
+        await asyncio.gather(*(register(n % 2, n) for n in range(80)))
+        await first.apply(ChangeSet(removals=((ALICE, "*"),)))
+        assert await second.get(ALICE) == []
+    finally:
+        await first.close()
+        await second.close()
+
+
+@pytest.mark.parametrize(
+    "zone",
+    [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))],
+    ids=["utc", "plus-0530", "minus-0800"],
+)
+async def test_timestamps_round_trip_as_utc(backend: Backend, zone: timezone) -> None:
+    local = datetime(2026, 3, 29, 1, 30, 15, 987654, tzinfo=zone)
+    binding = make_binding(ALICE, PHONE, at=local, created_at=local - timedelta(days=400))
+    async with await backend.open() as store:
+        await store.apply(ChangeSet(upserts=(binding,)))
+        (found,) = await store.get(ALICE)
+        for name in ("expires_at", "registered_at", "created_at"):
+            value = getattr(found, name)
+            assert value.tzinfo is UTC, name
+            assert value == getattr(binding, name), name  # the same instant, to the microsecond
+        assert found.registered_at == local.astimezone(UTC)
+        # Comparisons in SQL use the instant too, whatever zone ``now`` is written in.
+        just_before = found.expires_at.astimezone(zone) - timedelta(microseconds=1)
+        assert await store.list(now=just_before) == [found]
+        assert await store.list(now=found.expires_at.astimezone(zone)) == []
+        with pytest.raises(ValueError, match="timezone-aware"):
+            await store.list(now=datetime(2026, 1, 1))
+        with pytest.raises(ValueError, match="timezone-aware"):
+            await store.purge_expired(datetime(2026, 1, 1))
+
+
+@pytest.mark.parametrize(
+    "push",
+    [None, ios_push(), android_push(), ios_push(allow_call_push=True, source="rfc8599")],
+    ids=["none", "ios-every-field", "fcm-minimal", "ios-flags-true"],
+)
+async def test_push_info_round_trip(backend: Backend, push: PushInfo | None) -> None:
+    binding = make_binding(ALICE, PHONE, push=push)
+    async with await backend.open() as store:
+        await store.apply(ChangeSet(upserts=(binding,)))
+        (found,) = await store.get(ALICE)
+        assert found.push == push
+        async with store._transaction("inspect", write=False) as conn:
+            row = (await conn.execute(select(bindings))).mappings().one()
+        for field_name, column in PUSH_COLUMNS.items():
+            expected = None if push is None else getattr(push, field_name)
+            assert row[column] == expected, column
+        # push info set -> none on a re-REGISTER without push parameters, and back
+        await store.apply(ChangeSet(upserts=(dataclasses.replace(binding, push=None),)))
+        assert (await store.get(ALICE))[0].push is None
+        await store.apply(ChangeSet(upserts=(binding,)))
+        assert (await store.get(ALICE))[0].push == push
+
+
+async def test_empty_change_set_is_a_no_op(backend: Backend) -> None:
+    async with await backend.open() as store:
+        await store.apply(ChangeSet())
+        assert await store.list(include_expired=True) == []
+
+
+def test_every_push_info_field_has_a_column() -> None:
+    """If PushInfo grows a field, the store must grow a column (or this fails)."""
+    assert {field.name for field in dataclasses.fields(PushInfo)} == set(PUSH_COLUMNS)
+    assert set(PUSH_COLUMNS.values()) <= set(bindings.c.keys())
