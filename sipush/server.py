@@ -250,7 +250,8 @@ class SipServer:
     ) -> Response:
         """The PBX said 2xx: store the bindings, then tell the app that sipush pushes (RFC 8599
         §5.4)."""
-        changes = registration_changes(pending, response, datetime.now(UTC))
+        existing = await self.store.get(pending.aor) if self.store is not None else []
+        changes = registration_changes(pending, response, datetime.now(UTC), existing)
         if self.store is not None:
             await self.store.apply(changes)
         pushed = {b.push.provider for b in changes.upserts if b.push is not None}

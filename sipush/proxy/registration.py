@@ -13,16 +13,21 @@ store applies in one transaction:
 * ``Contact: *`` (with ``Expires: 0``, §10.2.2) removes every binding of the AOR.
 
 A device is identified by ``+sip.instance`` (RFC 5626), else X-Push ``device-uid``, else
-``pn-prid``, else its Contact URI.
+``pn-prid``. A Contact with none of these (a de-REGISTER or a refresh that does not repeat the
+push information) is matched against the AOR's existing bindings by Contact URI: it then keeps
+that binding's device identity and push information. A Contact that matches nothing is
+identified by its URI.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sipush.errors import ParseError
 from sipush.push.params import PushInfo, device_id
-from sipush.sip import NameAddr, Response, SipUri
+from sipush.sip import NameAddr, Response, SipUri, parse_uri
 from sipush.store import Binding, ChangeSet
 from sipush.transport.flow import Flow
 
@@ -66,9 +71,13 @@ def identify(contact: NameAddr, push: PushInfo | None) -> str:
 
 
 def registration_changes(
-    pending: PendingRegistration, response: Response, now: datetime
+    pending: PendingRegistration,
+    response: Response,
+    now: datetime,
+    existing: Sequence[Binding] = (),
 ) -> ChangeSet:
-    """The bindings a 2xx to ``pending`` commits (see the module docstring)."""
+    """The bindings a 2xx to ``pending`` commits, given the AOR's ``existing`` bindings (see the
+    module docstring)."""
     if pending.remove_all:
         return ChangeSet(removals=((pending.aor, "*"),))
     header_expires = response.expires
@@ -76,6 +85,7 @@ def registration_changes(
     upserts: list[Binding] = []
     removals: list[tuple[str, str]] = []
     for device in pending.devices:
+        device = _with_known_identity(device, existing)
         match = _matching_contact(device, returned)
         expires = None
         if match is not None:
@@ -107,6 +117,22 @@ def registration_changes(
             )
         )
     return ChangeSet(upserts=tuple(upserts), removals=tuple(removals))
+
+
+def _with_known_identity(device: RegisteredDevice, existing: Sequence[Binding]) -> RegisteredDevice:
+    """A Contact identified only by its URI takes the identity and push information of the
+    existing binding with the same Contact, if there is one."""
+    if device.device_id != str(device.contact.uri):
+        return device
+    key = _uri_key(device.contact.uri)
+    for binding in existing:
+        try:
+            same = _uri_key(parse_uri(binding.contact)) == key
+        except ParseError:
+            continue
+        if same:
+            return RegisteredDevice(device.contact, binding.device_id, device.push or binding.push)
+    return device
 
 
 def _matching_contact(device: RegisteredDevice, returned: tuple[NameAddr, ...]) -> NameAddr | None:

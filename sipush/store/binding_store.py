@@ -85,9 +85,24 @@ class BindingStore:
     same database (SQLite: on one machine). Usable as ``async with await open_store(url) as s:``.
     """
 
-    def __init__(self, engine: AsyncEngine, where: str, *, serialize_all: bool) -> None:
-        """Internal: use :meth:`open`. ``where`` names the database in error messages."""
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        where: str,
+        *,
+        serialize_all: bool,
+        driver_errors: tuple[type[Exception], ...] = (),
+    ) -> None:
+        """Internal: use :meth:`open`. ``where`` names the database in error messages;
+        ``driver_errors`` are what the driver may raise without SQLAlchemy wrapping it (asyncpg
+        connect errors under SQLAlchemy 2.0)."""
         self._engine = engine
+        self._driver_errors: tuple[type[Exception], ...] = (
+            SQLAlchemyError,
+            sqlite3.Error,
+            OSError,
+            *driver_errors,
+        )
         self._where = where
         self._is_sqlite = engine.dialect.name == "sqlite"
         self._serialize_all = serialize_all  # in-memory SQLite: one shared connection
@@ -135,7 +150,8 @@ class BindingStore:
         else:
             engine = _postgresql_engine(parsed, schema=schema)
             where = "PostgreSQL " + _describe_postgresql(parsed, schema)
-        store = cls(engine, where, serialize_all=memory)
+        driver_errors = () if parsed.get_backend_name() == "sqlite" else _asyncpg_errors()
+        store = cls(engine, where, serialize_all=memory, driver_errors=driver_errors)
         try:
             if sqlite_file is not None:
                 with store._mapped_errors("open", connecting=True):
@@ -150,8 +166,8 @@ class BindingStore:
         """Commit ``changes`` in one transaction: removals, then upserts (keeping created_at)."""
         if not changes:
             return
-        removals = sorted(set(changes.removals))  # one lock order for every writer
-        rows = [binding_to_row(binding) for binding in sorted(changes.upserts, key=_key)]
+        removals = sorted(set(changes.removals))  # sorted: one lock order for every writer
+        rows = [binding_to_row(binding) for binding in changes.final_upserts()]
 
         async def body(conn: AsyncConnection) -> None:
             for aor, device_id in removals:
@@ -262,7 +278,7 @@ class BindingStore:
             yield
         except StoreError:
             raise
-        except (SQLAlchemyError, sqlite3.Error, OSError) as err:
+        except self._driver_errors as err:
             raise StoreError(self._failure_text(action, err, connecting)) from err
 
     def _failure_text(self, action: str, err: BaseException, connecting: bool) -> str:
@@ -384,6 +400,12 @@ def _postgresql_engine(url: URL, *, schema: str | None) -> AsyncEngine:
     return create_async_engine(url, connect_args=connect_args, pool_pre_ping=True)
 
 
+def _asyncpg_errors() -> tuple[type[Exception], ...]:
+    import asyncpg  # type: ignore[import-untyped]  # only for PostgreSQL stores
+
+    return (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+
 def _describe_postgresql(url: URL, schema: str | None) -> str:
     user = f"{url.username}@" if url.username else ""
     port = f":{url.port}" if url.port else ""
@@ -422,15 +444,12 @@ def _has_table(connection: Connection, name: str) -> bool:
     return inspect(connection).has_table(name)
 
 
-def _key(binding: Binding) -> tuple[str, str]:
-    return binding.key
-
-
 def _sqlstate(err: BaseException | None) -> str | None:
+    """The PostgreSQL SQLSTATE of a (wrapped or raw asyncpg) error, if it has one."""
     if isinstance(err, DBAPIError):
-        state = getattr(err.orig, "sqlstate", None)
-        return state if isinstance(state, str) else None
-    return None
+        err = err.orig
+    state = getattr(err, "sqlstate", None)
+    return state if isinstance(state, str) else None
 
 
 _PASSWORD = re.compile(r"(//[^:/@]*:)[^@/]*@")  # user:PASSWORD@ in a URL we could not parse

@@ -93,7 +93,8 @@ class ChangeSet:
 
     ``removals`` are ``(aor, device_id)`` pairs; ``(aor, "*")`` removes every binding of the AOR.
     Removals run first, then ``upserts`` (each replaces the row of its ``(aor, device_id)``,
-    keeping that row's ``created_at``). A key may be upserted at most once per change set.
+    keeping that row's ``created_at``). When two upserts share a key (two Contacts of one
+    REGISTER naming the same device), the later one wins, as if applied in order.
     """
 
     upserts: tuple[Binding, ...] = ()
@@ -102,13 +103,9 @@ class ChangeSet:
     def __post_init__(self) -> None:
         object.__setattr__(self, "upserts", tuple(self.upserts))
         object.__setattr__(self, "removals", tuple(self.removals))
-        seen: set[tuple[str, str]] = set()
         for binding in self.upserts:
             if not isinstance(binding, Binding):
                 raise TypeError(f"upserts must be Binding objects, got {binding!r}")
-            if binding.key in seen:
-                raise ValueError(f"a change set upserts {binding.key!r} twice")
-            seen.add(binding.key)
         for removal in self.removals:
             if (
                 not isinstance(removal, tuple)
@@ -116,6 +113,11 @@ class ChangeSet:
                 or not all(isinstance(part, str) and part for part in removal)
             ):
                 raise ValueError(f"a removal is a non-empty (aor, device_id) pair, got {removal!r}")
+
+    def final_upserts(self) -> tuple[Binding, ...]:
+        """The upserts with only the last of each key kept, sorted by key."""
+        last = {binding.key: binding for binding in self.upserts}
+        return tuple(last[key] for key in sorted(last))
 
     def __bool__(self) -> bool:
         return bool(self.upserts or self.removals)

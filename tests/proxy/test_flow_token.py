@@ -35,4 +35,6 @@ def test_another_key_or_a_tampered_token_does_not_verify() -> None:
 
 @given(st.text(max_size=80))
 def test_arbitrary_text_never_raises(text: str) -> None:
-    assert FlowTokens(b"k" * 20).decode(text) is None or isinstance(FlowTokens(b"k" * 20).decode(text), Flow)
+    assert FlowTokens(b"k" * 20).decode(text) is None or isinstance(
+        FlowTokens(b"k" * 20).decode(text), Flow
+    )

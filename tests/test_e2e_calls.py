@@ -1,0 +1,88 @@
+"""Calls and messages through Kamailio and sipush to live pjsua2 apps (issue #3 acceptance).
+
+INVITE: SIPp caller -> Kamailio -> (Route: sipush's Path) -> sipush -> the app over its own flow;
+the app answers, ACK and BYE follow the route set sipush Record-Routed. MESSAGE takes the same
+way. An app's own call goes app -> sipush -> Kamailio -> sipush -> the callee app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager as ContextManager
+from pathlib import Path
+
+import pytest
+
+from tests.e2e_kit import Deployment, deployment
+from tests.peers.pjsua2_app import Pjsua2App, start_app
+from tests.peers.sipp import message_keys, run_sipp
+
+TOKEN = "3f1a9c0e5b7d2468ace13579bdf02468ace13579bdf02468ace13579bdf02468"
+
+
+@pytest.fixture(scope="module")
+def pbx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    with deployment(Path(tmp_path_factory.mktemp("e2e-calls"))) as dep:
+        yield dep
+
+
+def push_app(
+    pbx: Deployment, workdir: Path, user: str, transport: str
+) -> ContextManager[Pjsua2App]:
+    """A pjsua2 app that registers through sipush with an X-Push header."""
+    return start_app(
+        workdir,
+        user=user,
+        registrar=f"sip:{pbx.pbx.address}",
+        proxy=pbx.proxy_uri(transport),
+        transport=transport,
+        x_push=f"device-os=ios;device-uid={TOKEN};app-id=com.example.app",
+    )
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_pbx_call_reaches_the_app_and_completes(
+    pbx: Deployment, transport: str, tmp_path: Path
+) -> None:
+    user = f"callee-{transport}"
+    with push_app(pbx, tmp_path / "app", user, transport) as app:
+        caller = run_sipp(
+            "uac_call.xml", pbx.pbx.address, workdir=tmp_path / "caller", service=user, pause_ms=300
+        )
+        assert [r.status for r in caller.final_responses()] == [200, 200]  # INVITE, BYE
+        incoming = app.wait_for("incoming_call")
+        assert "Record-Route: <sip:" in incoming["request"], "sipush stays in the dialog"
+        assert incoming["src"].startswith("127.0.0.1:"), incoming
+        app.wait_for("call_confirmed")  # the ACK reached the app
+        app.wait_for("call_disconnected")  # and so did the BYE
+        assert len(app.events_named("incoming_call")) == 1, "the INVITE arrived exactly once"
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_pbx_message_reaches_the_app(pbx: Deployment, transport: str, tmp_path: Path) -> None:
+    user = f"reader-{transport}"
+    with push_app(pbx, tmp_path / "app", user, transport) as app:
+        sender = run_sipp(
+            "uac_message.xml", pbx.pbx.address, workdir=tmp_path / "sender", service=user,
+            keys=message_keys("see you at 8"),
+        )  # fmt: skip
+        assert sender.final_responses()[-1].status in (200, 202)
+        message = app.wait_for("message_received")
+        assert message["body"] == "see you at 8"
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_app_call_goes_through_the_pbx_and_completes(
+    pbx: Deployment, transport: str, tmp_path: Path
+) -> None:
+    with (
+        push_app(pbx, tmp_path / "callee", f"bob-{transport}", transport) as callee,
+        push_app(pbx, tmp_path / "caller", f"alice-{transport}", transport) as caller,
+    ):
+        caller.call(f"sip:bob-{transport}@{pbx.pbx.address}")
+        callee.wait_for("incoming_call")
+        caller.wait_for("call_confirmed")
+        callee.wait_for("call_confirmed")
+        caller.hangup()  # BYE from the app side this time
+        callee.wait_for("call_disconnected")
+        caller.wait_for("call_disconnected")
