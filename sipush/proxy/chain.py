@@ -41,6 +41,10 @@ class LocalIdentity:
         host = uri.host.strip("[]").lower()
         return host in self.hosts and (uri.port is None or uri.port in self.ports)
 
+    def is_ours(self, host: str, port: int) -> bool:
+        """A Via sent-by (or any host and port) that names this sipush."""
+        return host.strip("[]").lower() in self.hosts and port in self.ports
+
     def address(self, transport: str) -> tuple[str, int]:
         """Where peers reach sipush over ``transport`` (falls back to any listen address)."""
         found = self.advertised.get(transport)

@@ -34,10 +34,11 @@ from typing import Any
 
 from sipush.errors import ParseError, SipushError
 from sipush.proxy.chain import Forward, LocalIdentity, Target
+from sipush.proxy.loop import branch_for
 from sipush.proxy.registration import PendingRegistration
 from sipush.proxy.transactions import AnyTransaction, TransactionRunner
 from sipush.sip import Request, Response, Via, make_response, response_destination
-from sipush.sip.build import build_cancel, new_branch
+from sipush.sip.build import build_cancel
 from sipush.sip.transaction import (
     Action,
     ClientTransaction,
@@ -110,7 +111,7 @@ class ProxyCore:
         self.add_branch(context, forward.request, forward.target)
 
     def add_branch(self, context: ResponseContext, request: Request, target: Target) -> Branch:
-        branch = Branch(context, request.with_via_prepended(self._via(target)), target)
+        branch = Branch(context, request.with_via_prepended(self._via(target, request)), target)
         context.branches.append(branch)
         try:
             branch.tx = self.transactions.start_client(branch.request, target)
@@ -123,7 +124,7 @@ class ProxyCore:
 
     def forward_stateless(self, forward: Forward) -> None:
         """§16.11-style forwarding without a transaction (ACK for 2xx, stray CANCEL)."""
-        request = forward.request.with_via_prepended(self._via(forward.target))
+        request = forward.request.with_via_prepended(self._via(forward.target, forward.request))
         self.spawn(self._send(bytes(request), forward.target, None))
 
     def cancel(self, server_tx: ServerTransaction[Any, Any]) -> bool:
@@ -136,10 +137,10 @@ class ProxyCore:
             self._cancel_branch(branch)
         return True
 
-    def _via(self, target: Target) -> Via:
+    def _via(self, target: Target, request: Request) -> Via:
         host, port = self.local().address(target.transport)
         host = f"[{host}]" if ":" in host and not host.startswith("[") else host
-        params: tuple[tuple[str, str | None], ...] = (("branch", new_branch()),)
+        params: tuple[tuple[str, str | None], ...] = (("branch", branch_for(request)),)
         if target.transport == "udp":
             params += (("rport", None),)  # RFC 3581
         return Via(target.transport.upper(), host, port, params)

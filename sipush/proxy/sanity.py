@@ -7,6 +7,8 @@ RFC's order:
   unkscm, §3.3.3 novelsc);
 * step 3 — Max-Forwards: 0 on a request we would forward gets 483 (RFC 4475 §3.3.11 zeromf);
   OPTIONS addressed to us with 0 is still answered (§16.3 step 3: "MAY act as a UAS");
+* step 4 — loops: a request carrying one of sipush's own Vias with the same loop hash gets 482
+  (see :mod:`sipush.proxy.loop`); a spiral (different hash) goes on;
 * step 5 — Proxy-Require: option tags we do not support get 420 with Unsupported listing them
   (RFC 4475 §3.3.5 bext01).
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sipush.proxy.chain import Continue, Drop, Outcome, Reply, RequestContext
+from sipush.proxy.loop import has_looped
 from sipush.sip import make_response
 from sipush.sip.uri import SipUri, TelUri
 
@@ -49,6 +52,10 @@ class Sanity:
             if is_ack:
                 return Drop("ACK with Max-Forwards 0")
             return Reply(make_response(request, 483))
+        if has_looped(request, lambda sent_by: ctx.local.is_ours(*sent_by)):
+            if is_ack:
+                return Drop("looped ACK")
+            return Reply(make_response(request, 482))  # §16.3 step 4
         unsupported = [
             t
             for t in request.proxy_require
