@@ -6,11 +6,17 @@ cd "$(dirname "$0")/.."
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
 
-if ! command -v kamailio >/dev/null 2>&1 || ! command -v sipp >/dev/null 2>&1; then
+# Real SIP peers (tests/peers/): Debian's kamailio package has everything examples/kamailio.cfg
+# loads (tm, sl, rr, registrar, usrloc, auth, ctl, ...) and kamcmd; sip-tester is SIPp. They
+# live in /usr/sbin and /usr/bin, so look in sbin too (a non-root PATH may lack it).
+PATH="$PATH:/usr/sbin:/usr/local/sbin:/sbin"
+if ! command -v kamailio >/dev/null 2>&1 || ! command -v kamcmd >/dev/null 2>&1 \
+    || ! command -v sipp >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update
     $SUDO apt-get install -y kamailio sip-tester
 fi
 
+# The dev extra includes pjsua2-python (the pjsua2 "mobile app" of examples/pjsua2_app.py).
 python3 -m pip install -e '.[dev]'
 exec python3 -m pytest "$@"

@@ -86,3 +86,23 @@ def test_app_call_goes_through_the_pbx_and_completes(
         caller.hangup()  # BYE from the app side this time
         callee.wait_for("call_disconnected")
         caller.wait_for("call_disconnected")
+
+
+def test_cancel_reaches_the_ringing_app(pbx: Deployment, tmp_path: Path) -> None:
+    """§16.10: sipush answers the CANCEL, cancels its branch, and relays the app's 487."""
+    user = "ringer"
+    with start_app(
+        tmp_path / "app",
+        user=user,
+        registrar=f"sip:{pbx.pbx.address}",
+        proxy=pbx.proxy_uri("udp"),
+        x_push=f"device-os=ios;device-uid={TOKEN}",
+        answer_code=180,
+    ) as app:
+        caller = run_sipp(
+            "uac_cancel.xml", pbx.pbx.address, workdir=tmp_path / "caller", service=user
+        )
+        assert [r.status for r in caller.final_responses()] == [200, 487]
+        app.wait_for("incoming_call")
+        disconnected = app.wait_for("call_disconnected")
+        assert disconnected["code"] == 487
