@@ -18,5 +18,11 @@ if ! command -v kamailio >/dev/null 2>&1 || ! command -v kamcmd >/dev/null 2>&1 
 fi
 
 # The dev extra includes pjsua2-python (the pjsua2 "mobile app" of examples/pjsua2_app.py).
-python3 -m pip install -e '.[dev]'
+# A Python that refuses system-wide installs (PEP 668) gets a project virtualenv instead.
+if ! python3 -m pip install -e '.[dev]'; then
+    python3 -m venv .venv
+    # shellcheck disable=SC1091
+    . .venv/bin/activate
+    python3 -m pip install -e '.[dev]'
+fi
 exec python3 -m pytest "$@"
