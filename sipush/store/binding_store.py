@@ -62,7 +62,9 @@ from sipush.store.tables import (
 _T = TypeVar("_T")
 
 DEFAULT_URL: Final = "sqlite+aiosqlite:///sipush.db"
-SQL_DIR: Final = Path(__file__).resolve().parent.parent.parent / "sql"
+# sipush/store/sql/<dialect>/schema.sql link to the repository's sql/ files and are copied into
+# the wheel as package data, so an installed sipush finds its DDL too.
+SQL_DIR: Final = Path(__file__).parent / "sql"
 DEFAULT_BUSY_TIMEOUT: Final = 5.0  # seconds a SQLite connection waits for another's write lock
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0  # seconds to reach PostgreSQL
 RETRIED_SQLSTATES: Final = frozenset({"40001", "40P01"})  # serialization failure, deadlock

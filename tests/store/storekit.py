@@ -17,9 +17,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from sipush.push.params import PushInfo
 from sipush.store import Binding, BindingStore
@@ -103,34 +105,26 @@ def sqlite_backend(directory: Path) -> Backend:
     return Backend("sqlite", f"sqlite+aiosqlite:///{directory / 'bindings.db'}")
 
 
-def asyncpg_dsn(url: str) -> str:
-    """The plain ``postgresql://`` DSN asyncpg itself takes, from a SQLAlchemy URL."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _drop_schema(url: str, schema: str) -> None:
-    connection = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
+async def execute_sql(url: str, statement: str) -> None:
+    engine = create_async_engine(url, connect_args={"timeout": 10})
     try:
-        await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        async with engine.begin() as connection:
+            await connection.execute(text(statement))
     finally:
-        await connection.close()
-
-
-async def _check_reachable(url: str) -> None:
-    connection = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
-    await connection.close()
+        await engine.dispose()
 
 
 def require_postgresql(url: str = POSTGRESQL_URL) -> None:
     """Fail (never skip) the calling test when PostgreSQL cannot be reached."""
     try:
-        asyncio.run(_check_reachable(url))
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as err:
+        asyncio.run(execute_sql(url, "SELECT 1"))
+    except (OSError, SQLAlchemyError) as err:
         shown = make_url(url).render_as_string(hide_password=True)
+        reason = " ".join(str(getattr(err, "orig", None) or err).split())
         pytest.fail(
-            f"PostgreSQL at {shown} is not reachable ({type(err).__name__}: {err}). The store "
-            "contract tests must pass on PostgreSQL too: start it (trust auth, database 'test') "
-            "or point SIPUSH_TEST_POSTGRESQL_URL at one.",
+            f"PostgreSQL at {shown} is not reachable ({type(err).__name__}: {reason}). The "
+            "store contract tests must pass on PostgreSQL too: start it (trust auth, database "
+            "'test') or point SIPUSH_TEST_POSTGRESQL_URL at one.",
             pytrace=False,
         )
 
@@ -140,4 +134,4 @@ def new_schema_name() -> str:
 
 
 def drop_schema(schema: str, url: str = POSTGRESQL_URL) -> None:
-    asyncio.run(_drop_schema(url, schema))
+    asyncio.run(execute_sql(url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))

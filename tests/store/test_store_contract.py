@@ -102,6 +102,14 @@ async def test_removals_run_before_upserts(backend: Backend) -> None:
         assert await store.get(ALICE) == [fresh]
 
 
+async def test_the_last_upsert_of_a_key_wins(backend: Backend) -> None:
+    first = make_binding(ALICE, PHONE, cseq=1)
+    second = make_binding(ALICE, PHONE, cseq=2, contact="sip:alice@127.0.0.1:40222")
+    async with await backend.open() as store:
+        await store.apply(ChangeSet(upserts=(first, second)))
+        assert await store.get(ALICE) == [second]
+
+
 async def test_apply_is_one_transaction(backend: Backend) -> None:
     """A change set that fails half-way changes nothing, and the failure is a StoreError."""
     keep = make_binding(ALICE, PHONE)
@@ -273,3 +281,15 @@ def test_every_push_info_field_has_a_column() -> None:
     """If PushInfo grows a field, the store must grow a column (or this fails)."""
     assert {field.name for field in dataclasses.fields(PushInfo)} == set(PUSH_COLUMNS)
     assert set(PUSH_COLUMNS.values()) <= set(bindings.c.keys())
+
+
+async def test_open_without_create_refuses_a_missing_store(backend: Backend) -> None:
+    """``create=False`` (the CLI) never creates a store: a wrong URL is an error, not empty."""
+    with pytest.raises(StoreError, match="no binding store"):
+        await backend.open(create=False)
+    with pytest.raises(StoreError, match="no binding store"):
+        await backend.open(create=False)  # and the failed attempt created nothing
+    async with await backend.open():
+        pass
+    async with await backend.open(create=False) as store:
+        assert await store.list() == []

@@ -14,10 +14,12 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from sipush.errors import StoreError
 from sipush.store import BindingStore, ChangeSet
-from tests.store.storekit import make_binding
+from tests.store.storekit import execute_sql, make_binding, new_schema_name
 
 ALICE = "sip:alice@example.com"
 
@@ -167,3 +169,35 @@ async def test_plain_scheme_names_mean_the_async_drivers(tmp_path: Path) -> None
 async def test_a_schema_is_postgresql_only(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="PostgreSQL"):
         await BindingStore.open(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", schema="s")
+
+
+async def test_postgresql_deadlock_victim_is_retried(postgresql_url: str) -> None:
+    """A real deadlock: another session holds d2 and then wants d1 while ``apply`` holds d1 and
+    wants d2. PostgreSQL aborts ``apply``'s transaction (it waited first; the other session's
+    deadlock_timeout is longer); ``apply`` runs again and succeeds, all or nothing."""
+    schema = new_schema_name()
+    other_engine = create_async_engine(
+        postgresql_url, connect_args={"server_settings": {"search_path": schema}}
+    )
+    try:
+        async with await BindingStore.open(postgresql_url, schema=schema) as store:
+            await store.apply(
+                ChangeSet(upserts=(make_binding(ALICE, "d1"), make_binding(ALICE, "d2")))
+            )
+            async with other_engine.connect() as other:
+                await other.execute(text("SET deadlock_timeout = '20s'"))
+                await other.execute(
+                    text("SELECT 1 FROM bindings WHERE device_id = 'd2' FOR UPDATE")
+                )
+                applying = asyncio.create_task(
+                    store.apply(ChangeSet(removals=((ALICE, "d1"), (ALICE, "d2"))))
+                )
+                await asyncio.sleep(0.3)  # apply has deleted d1 and now waits for d2
+                assert not applying.done()
+                await other.execute(text("UPDATE bindings SET cseq = 99 WHERE device_id = 'd1'"))
+                await other.commit()  # reached only once apply's first attempt was aborted
+            await asyncio.wait_for(applying, timeout=30)  # the retry succeeded
+            assert await store.get(ALICE) == []
+    finally:
+        await other_engine.dispose()
+        await execute_sql(postgresql_url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -1,0 +1,1 @@
+../../../../sql/postgresql/schema.sql

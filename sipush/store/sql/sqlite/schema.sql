@@ -1,0 +1,1 @@
+../../../../sql/sqlite/schema.sql
