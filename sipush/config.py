@@ -47,7 +47,10 @@ Keys (default in brackets)::
     [store]
     url         "sqlite+aiosqlite:///sipush.db"
                 SQLAlchemy URL of the binding store; the default is a SQLite file in the working
-                directory. Only checked to be a non-empty SCHEME://... string here.
+                directory (relative SQLite paths are relative to it). PostgreSQL for clusters:
+                "postgresql+asyncpg://user:password@host/db".
+    sweep_interval  60.0
+                Seconds between sweeps that delete expired bindings (> 0).
 
     [log]
     level       "info"  one of debug, info, warning, error; ``--log-level`` overrides it.
@@ -111,9 +114,10 @@ class TlsConfig:
 
 @dataclass(frozen=True)
 class StoreConfig:
-    """``[store]``: the binding store's SQLAlchemy URL."""
+    """``[store]``: the binding store's SQLAlchemy URL and how often expired bindings go."""
 
     url: str = "sqlite+aiosqlite:///sipush.db"
+    sweep_interval: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -200,6 +204,7 @@ def load_config(
 
     store = check.section("store")
     url = store.get("url", "sqlite+aiosqlite:///sipush.db", check.url)
+    sweep_interval = store.get("sweep_interval", 60.0, check.positive_number)
     store.done()
 
     log = check.section("log")
@@ -220,7 +225,7 @@ def load_config(
             t1=t1, t2=t2, t4=t4, max_message_size=max_size, incomplete_message_timeout=incomplete
         ),
         tls=TlsConfig(cert_file=cert_file, key_file=key_file, ca_file=ca_file),
-        store=StoreConfig(url=url),
+        store=StoreConfig(url=url, sweep_interval=sweep_interval),
         log=LogConfig(level=level),
         source=path,
     )

@@ -22,7 +22,7 @@ The transport layer reports events; :class:`SipServer` handles each one synchron
 
 A 2xx to a relayed REGISTER commits the bindings to the store before it is relayed to the app
 (with ``Feature-Caps: *;+sip.pns=...``, RFC 8599 §5.4). Expired bindings are swept every
-``SWEEP_INTERVAL`` seconds.
+``[store] sweep_interval`` seconds.
 
 Replies go back per §18.2.2: over the connection the request came on for TCP/TLS, and over UDP
 to ``received``/``rport`` or the sent-by port. Sending is asynchronous; each send is a tracked
@@ -81,7 +81,6 @@ from sipush.transport.layer import TransportLayer
 logger = logging.getLogger(__name__)
 
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
-SWEEP_INTERVAL = 60.0  # seconds between sweeps of expired bindings
 
 
 class SipServer:
@@ -169,7 +168,7 @@ class SipServer:
 
     async def _sweep(self) -> None:
         while True:
-            await asyncio.sleep(SWEEP_INTERVAL)
+            await asyncio.sleep(self.config.store.sweep_interval)
             if self.store is not None:
                 try:
                     removed = await self.store.purge_expired(datetime.now(UTC))

@@ -73,14 +73,20 @@ def test_sipp_registers_with_rfc8599_params(
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
+@pytest.mark.parametrize("push", ["x-push", "rfc8599"])
 def test_pjsua2_app_registers_through_sipush(
-    pbx: Deployment, transport: str, tmp_path: Path
+    pbx: Deployment, transport: str, push: str, tmp_path: Path
 ) -> None:
-    user = f"app-{transport}"
-    x_push = f"device-os=android;device-uid={FCM_TOKEN};app-id=com.example.droid"
+    user = f"app-{transport}-{push}"
+    if push == "x-push":
+        options: dict[str, str] = {
+            "x_push": f"device-os=android;device-uid={FCM_TOKEN};app-id=com.example.droid"
+        }
+    else:
+        options = {"pn_provider": "fcm", "pn_prid": FCM_TOKEN, "pn_param": "com.example.droid"}
     with start_app(
         tmp_path, user=user, registrar=f"sip:{pbx.pbx.address}", proxy=pbx.proxy_uri(transport),
-        transport=transport, x_push=x_push,
+        transport=transport, **options,  # type: ignore[arg-type]
     ) as app:  # fmt: skip
         registered = app.events_named("registered")[-1]  # start_app waited for it
         assert (
@@ -90,22 +96,28 @@ def test_pjsua2_app_registers_through_sipush(
         assert _path_to_sipush(pbx, contacts[0].path)
         [binding] = pbx.bindings(f"sip:{user}@127.0.0.1")
         assert binding["transport"] == transport and binding["push"]["provider"] == "fcm"
-        assert binding["push"]["app_id"] == "com.example.droid"
+        assert binding["push"]["prid"] == FCM_TOKEN and binding["push"]["source"] == push
+        if push == "x-push":
+            assert binding["push"]["app_id"] == "com.example.droid"
+        else:
+            assert binding["push"]["param"] == "com.example.droid"
 
 
 def test_reregistration_from_a_new_port_replaces_the_binding(
     pbx: Deployment, tmp_path: Path
 ) -> None:
     user = "mover"
+    ports = []
     for attempt in range(2):
-        run_sipp(
-            "register_xpush.xml",
-            pbx.address,
-            workdir=tmp_path / str(attempt),
+        result = run_sipp(
+            "register_xpush.xml", pbx.address, workdir=tmp_path / str(attempt),
             keys=xpush_keys(user, APNS_TOKEN),
-        )
-    [binding] = pbx.bindings(f"sip:{user}@127.0.0.1")
-    assert binding["flow_remote"].endswith(f":{binding['contact'].split(':')[2].split(';')[0]}")
+        )  # fmt: skip
+        ports.append(result.command[result.command.index("-p") + 1])
+    assert ports[0] != ports[1]
+    [binding] = pbx.bindings(f"sip:{user}@127.0.0.1")  # one device, one binding: the new one
+    assert binding["flow_remote"] == f"127.0.0.1:{ports[1]}"
+    assert f":{ports[1]};" in binding["contact"] + ";"
 
 
 def test_three_devices_then_one_deregisters(pbx: Deployment, tmp_path: Path) -> None:
@@ -155,6 +167,18 @@ def test_malformed_x_push_gets_400_with_a_warning(
     )
     assert pbx.bindings(f"sip:{user}@127.0.0.1") == []
     assert pbx.pbx.contacts(user) == [], "nothing was relayed to the PBX"
+    # and sipush goes on serving: the same device with valid push info registers
+    run_sipp(
+        "register_xpush.xml",
+        pbx.address,
+        workdir=tmp_path / "ok",
+        keys=xpush_keys(user, APNS_TOKEN),
+    )
+    assert [b["device_id"] for b in pbx.bindings(f"sip:{user}@127.0.0.1")] == [APNS_TOKEN]
+    pbx.bindings()  # the CLI still reads the store
+    run_sipp(
+        "register_expires0.xml", pbx.address, workdir=tmp_path / "off", keys=expires0_keys(user)
+    )
 
 
 @pytest.mark.parametrize(
