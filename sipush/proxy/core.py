@@ -184,7 +184,12 @@ class ProxyCore:
     def _on_outcome(self, tx: AnyTransaction, action: Action) -> None:
         branch = self._branches.get(tx) if isinstance(tx, ClientTransaction) else None
         if branch is None:
-            return  # a CANCEL's own transaction, or a server transaction's ACK: nothing to do
+            message = action.message if isinstance(action, Deliver) else None
+            if isinstance(message, Response) and 200 <= message.status < 300:
+                # A 2xx retransmission after the context closed (RFC 6026 §8.1/§8.2: the
+                # INVITE client transaction is ACCEPTED): forward it, or a lost 2xx is lost.
+                self._forward_stray(message)
+            return  # else a CANCEL's own transaction: nothing to do
         if isinstance(action, Deliver) and isinstance(action.message, Response):
             self._branch_response(branch, action.message)
         elif isinstance(action, TimedOut):
