@@ -17,6 +17,11 @@ Keys (default in brackets)::
                 (lower-cased: RFC 3261 §19.1.4 compares hosts case-insensitively).
     user_agent  "sipush/<version>"
                 Value of the User-Agent / Server header sipush puts in what it originates.
+    flow_key_file  "sipush.key"
+                The secret that signs the flow tokens in sipush's Path and Record-Route URIs
+                (RFC 5626 §5.2). Created (mode 0600, 32 random bytes) when missing, so the tokens
+                the PBX stored stay valid across restarts; relative to the working directory.
+                "" keeps the key in memory only (every restart invalidates stored Paths).
 
     [upstream]
     uri         ""
@@ -82,6 +87,7 @@ class ServerConfig:
     listen: tuple[ListenSpec, ...] = tuple(parse_listen(text) for text in DEFAULT_LISTEN)
     domains: tuple[str, ...] = ()
     user_agent: str = f"sipush/{__version__}"
+    flow_key_file: str = "sipush.key"
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,7 @@ def load_config(
         name.lower() for name in server.get("domains", [], check.string_list, non_empty=True)
     )
     user_agent = server.get("user_agent", f"sipush/{__version__}", check.header_text)
+    flow_key_file = server.get("flow_key_file", "sipush.key", check.string)
     server.done()
 
     up = check.section("upstream")
@@ -219,7 +226,12 @@ def load_config(
 
     check.done()
     return Config(
-        server=ServerConfig(listen=listen_specs, domains=domains, user_agent=user_agent),
+        server=ServerConfig(
+            listen=listen_specs,
+            domains=domains,
+            user_agent=user_agent,
+            flow_key_file=flow_key_file,
+        ),
         upstream=UpstreamConfig(uri=upstream_uri, keep_x_push=keep_x_push),
         sip=SipConfig(
             t1=t1, t2=t2, t4=t4, max_message_size=max_size, incomplete_message_timeout=incomplete

@@ -51,7 +51,7 @@ from sipush.config import Config
 from sipush.errors import ConfigError, ParseError, SipushError, TransportError
 from sipush.proxy.chain import Chain, Drop, Forward, LocalIdentity, Reply, RequestContext, Target
 from sipush.proxy.core import ProxyCore
-from sipush.proxy.flow_token import FlowTokens
+from sipush.proxy.flow_token import FlowTokens, load_or_create_key
 from sipush.proxy.forward import ForwardModule, target_for_uri
 from sipush.proxy.local import Local
 from sipush.proxy.registrar_relay import RegistrarRelay
@@ -98,7 +98,8 @@ class SipServer:
         self._tasks: set[asyncio.Task[None]] = set()
         timers = TimerConfig(t1=config.sip.t1, t2=config.sip.t2, t4=config.sip.t4)
         self.transactions = TransactionRunner(timers, self._send_message)
-        self.tokens = FlowTokens()
+        key_file = config.server.flow_key_file
+        self.tokens = FlowTokens(load_or_create_key(key_file) if key_file else None)
         self.upstream = _upstream_target(config.upstream.uri)
         self.store: BindingStore | None = None
         agent = config.server.user_agent

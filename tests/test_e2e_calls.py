@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import free_port, run_sipush
 from tests.e2e_kit import Deployment, deployment
+from tests.peers.kamailio import run_kamailio
 from tests.peers.pjsua2_app import Pjsua2App, start_app
-from tests.peers.sipp import message_keys, run_sipp
+from tests.peers.sipp import message_keys, run_sipp, start_sipp, xpush_keys
 
 TOKEN = "3f1a9c0e5b7d2468ace13579bdf02468ace13579bdf02468ace13579bdf02468"
 
@@ -106,3 +108,29 @@ def test_cancel_reaches_the_ringing_app(pbx: Deployment, tmp_path: Path) -> None
         app.wait_for("incoming_call")
         disconnected = app.wait_for("call_disconnected")
         assert disconnected["code"] == 487
+
+
+def test_calls_reach_an_app_after_sipush_restarts(tmp_path: Path) -> None:
+    """The flow-token key is kept in sipush.key: the Path the PBX stored still verifies after a
+    restart, so a UDP app registered before it is reached after it (no 403)."""
+    with run_kamailio(tmp_path / "pbx") as kamailio:
+        port = free_port()
+        app_port = free_port()
+        args = ("--upstream", kamailio.upstream("udp"))
+        with run_sipush(tmp_path, port, *args):
+            run_sipp(
+                "register_xpush.xml", f"127.0.0.1:{port}", workdir=tmp_path / "reg",
+                keys=xpush_keys("sleepy", TOKEN), local_port=app_port,
+            )  # fmt: skip
+        assert (tmp_path / "sipush.key").stat().st_mode & 0o077 == 0, "the key is private"
+        with (
+            run_sipush(tmp_path, port, *args),
+            start_sipp(
+                "uas_answer.xml", None, workdir=tmp_path / "uas", local_port=app_port
+            ) as app,
+        ):
+            caller = run_sipp(
+                "uac_call.xml", kamailio.address, workdir=tmp_path / "caller", service="sleepy"
+            )
+            assert [r.status for r in caller.final_responses()] == [200, 200]
+            app.wait(15)

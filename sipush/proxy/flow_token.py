@@ -7,7 +7,8 @@ local address, the app's address) to send them over, which is the only way to re
 NAT or on a TCP connection it opened (RFC 5626 §5.3).
 
 Token = base64url(HMAC-SHA256-80(K, S) || S), S = transport || local address || remote address,
-K = a random key per process (or a configured one, so tokens survive a restart). A tampered or
+K = the key in ``[server] flow_key_file`` (created on first start), so the Paths a PBX stored
+stay valid when sipush restarts; or a random key per process. A tampered or
 foreign token does not verify (§5.3.1: answer 403); a flow that no longer exists gets 430.
 All characters of base64url are allowed unescaped in a SIP URI user part (§25.1).
 """
@@ -22,6 +23,7 @@ import ipaddress
 import os
 import struct
 
+from sipush.errors import ConfigError
 from sipush.transport.flow import Flow
 
 _TRANSPORT_CODES = {"udp": 1, "tcp": 2, "tls": 3}
@@ -62,6 +64,33 @@ class FlowTokens:
         if local is None or remote is None or rest:
             return None
         return Flow(transport, local, remote)
+
+
+def load_or_create_key(path: str) -> bytes:
+    """The flow-token key kept in ``path`` (created with 32 random bytes, mode 0600, if missing).
+
+    Raises :class:`~sipush.errors.ConfigError` with one line when the file cannot be used.
+    """
+    try:
+        with open(path, "rb") as file:
+            key = file.read()
+    except FileNotFoundError:
+        key = os.urandom(32)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as file:
+                file.write(key)
+        except FileExistsError:  # another process created it first: use theirs
+            return load_or_create_key(path)
+        except OSError as err:
+            raise ConfigError(
+                f"[server] flow_key_file: cannot create {path}: {err.strerror}"
+            ) from None
+    except OSError as err:
+        raise ConfigError(f"[server] flow_key_file: cannot read {path}: {err.strerror}") from None
+    if len(key) < 16:
+        raise ConfigError(f"[server] flow_key_file: {path} holds fewer than 16 bytes")
+    return key
 
 
 def _pack_address(address: tuple[str, int]) -> bytes:
