@@ -63,6 +63,7 @@ Keys (default in brackets)::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import tomllib
@@ -71,7 +72,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sipush import __version__
-from sipush.errors import ConfigError
+from sipush.errors import ConfigError, SipushError
+from sipush.push.policy import WakePolicy
 from sipush.transport.listen import ListenSpec, parse_listen
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -127,6 +129,15 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class PushConfig:
+    """``[push]``: the hold policy and the push credentials of each app."""
+
+    policy: WakePolicy = field(default_factory=WakePolicy)
+    apns: tuple[Any, ...] = ()  # sipush.push.apns.ApnsAppConfig
+    fcm: tuple[Any, ...] = ()  # sipush.push.fcm.FcmAppConfig
+
+
+@dataclass(frozen=True)
 class LogConfig:
     """``[log]``: log verbosity."""
 
@@ -142,6 +153,7 @@ class Config:
     sip: SipConfig = field(default_factory=SipConfig)
     tls: TlsConfig = field(default_factory=TlsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    push: PushConfig = field(default_factory=PushConfig)
     log: LogConfig = field(default_factory=LogConfig)
     source: str | None = None
 
@@ -214,6 +226,8 @@ def load_config(
     sweep_interval = store.get("sweep_interval", 60.0, check.positive_number)
     store.done()
 
+    push = _load_push(check.section("push"), where, base)
+
     log = check.section("log")
     level = log.get("level", "info", check.log_level)
     log.done()
@@ -238,9 +252,68 @@ def load_config(
         ),
         tls=TlsConfig(cert_file=cert_file, key_file=key_file, ca_file=ca_file),
         store=StoreConfig(url=url, sweep_interval=sweep_interval),
+        push=push,
         log=LogConfig(level=level),
         source=path,
     )
+
+
+POLICIES = ("always", "on-failure")
+# Keys of [[push.apns]] / [[push.fcm]] tables that name files (resolved against the config dir).
+_FILE_KEYS = ("key_file", "cert_file", "ca_file", "service_account_file")
+
+
+def _load_push(section: _Section, where: str, base: str) -> PushConfig:
+    check = section.checker
+    hold = section.get("hold_timeout", 30.0, check.positive_number)
+    message_hold = section.get("message_hold_timeout", 20.0, check.positive_number)
+    if message_hold >= 32:
+        raise ConfigError(
+            f"{where}[push] message_hold_timeout must be below 32 s (the sender's Timer F), "
+            f"got {message_hold:g}"
+        )
+    ios = section.get("ios_policy", "always", check.choice, choices=POLICIES)
+    android = section.get("android_policy", "on-failure", check.choice, choices=POLICIES)
+    apns = section.get("apns", [], check.table_list)
+    fcm = section.get("fcm", [], check.table_list)
+    section.done()
+    policy = WakePolicy(
+        hold_timeout=hold, message_hold_timeout=message_hold, ios=ios, android=android
+    )
+    apps_apns: tuple[Any, ...] = ()
+    apps_fcm: tuple[Any, ...] = ()
+    if apns:
+        from sipush.push.apns import ApnsAppConfig
+
+        apps_apns = tuple(
+            _app(ApnsAppConfig, table, f"{where}[[push.apns]]", base) for table in apns
+        )
+    if fcm:
+        from sipush.push.fcm import FcmAppConfig
+
+        apps_fcm = tuple(_app(FcmAppConfig, table, f"{where}[[push.fcm]]", base) for table in fcm)
+    return PushConfig(policy=policy, apns=apps_apns, fcm=apps_fcm)
+
+
+def _app(kind: Any, table: dict[str, Any], where: str, base: str) -> Any:
+    """One app's credentials: known keys only, right types, existing files; the app class's own
+    checks (e.g. "key_file or cert_file") come back as ConfigError too."""
+    fields = {f.name: f for f in dataclasses.fields(kind)}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        if key not in fields:
+            raise ConfigError(f"{where} unknown key {key}")
+        if not isinstance(value, (str, bool, int, float)) or isinstance(value, dict):
+            raise ConfigError(f"{where} {key} must be a string or true/false, got {_show(value)}")
+        if key in _FILE_KEYS and isinstance(value, str) and value:
+            value = _resolve(value, base)
+            if not os.path.isfile(value):
+                raise ConfigError(f"{where} {key} {value!r} does not exist or is not a file")
+        values[key] = value
+    try:
+        return kind(**values)
+    except (TypeError, ValueError, SipushError) as err:
+        raise ConfigError(f"{where} {err}") from None
 
 
 def _read_toml(path: str) -> dict[str, Any]:
@@ -382,6 +455,18 @@ class _Checker:
         transport = (uri.param("transport") or "udp").lower() if isinstance(uri, SipUri) else ""
         if not isinstance(uri, SipUri) or transport not in ("udp", "tcp", "tls") or uri.headers:
             raise ValueError(expected)
+        return value
+
+    @staticmethod
+    def choice(value: object, choices: Sequence[str] = ()) -> str:
+        if not isinstance(value, str) or value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+
+    @staticmethod
+    def table_list(value: object) -> list[dict[str, Any]]:
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            raise ValueError("must be an array of tables ([[push.apns]] / [[push.fcm]])")
         return value
 
     @staticmethod

@@ -60,6 +60,9 @@ from sipush.proxy.routes import Routes
 from sipush.proxy.sanity import Sanity
 from sipush.proxy.transactions import TransactionRunner
 from sipush.proxy.unroutable import Unroutable
+from sipush.proxy.wake import WakeService
+from sipush.push.providers import build_providers
+from sipush.push.sender import PushSender
 from sipush.sip import (
     Request,
     Response,
@@ -132,6 +135,15 @@ class SipServer:
             on_register_2xx=self._commit_registration,
         )
         self._sweeper: asyncio.Task[None] | None = None
+        self.sender = PushSender(build_providers(config.push))
+        self.wake = WakeService(
+            self.core,
+            lambda: self.store,
+            self.sender,
+            flow_is_open=self.transports.is_open,
+            spawn=self._spawn,
+            policy=config.push.policy,
+        )
 
     async def start(self) -> None:
         """Open the store and bind every listen address; on failure close all and re-raise."""
@@ -157,6 +169,7 @@ class SipServer:
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
     async def stop(self) -> None:
+        self.wake.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
@@ -166,6 +179,7 @@ class SipServer:
             await asyncio.wait(list(self._tasks), timeout=2.0)
         if self.store is not None:
             await self.store.close()
+        await self.sender.close()
 
     async def _sweep(self) -> None:
         while True:
@@ -217,14 +231,17 @@ class SipServer:
             invite_tx = self.transactions.registry.match_cancel_target(request)
             status = 481 if invite_tx is None else 200  # §9.2
             self.transactions.respond(tx, make_response(request, status))
-            if invite_tx is not None:
+            if invite_tx is not None and not self.wake.on_cancel(invite_tx, request):
                 self.core.cancel(invite_tx)
             return
         outcome = self.chain.run(RequestContext(request, flow, self.local))
         if isinstance(outcome, Reply):
             self.transactions.respond(tx, outcome.response)
         elif isinstance(outcome, Forward):
-            self.core.proxy(tx, request, outcome)
+            if WakeService.applies(request, outcome):
+                self._spawn(self.wake.handle(tx, request, outcome))
+            else:
+                self.core.proxy(tx, request, outcome)
         elif isinstance(outcome, Drop):
             logger.debug("dropped %s %s: %s", request.method, request.uri, outcome.reason)
 
@@ -254,6 +271,8 @@ class SipServer:
         changes = registration_changes(pending, response, datetime.now(UTC), existing)
         if self.store is not None:
             await self.store.apply(changes)
+        for binding in changes.upserts:
+            self.wake.on_registered(binding)  # RFC 8599 §5.6.2: release what waits for it
         pushed = {b.push.provider for b in changes.upserts if b.push is not None}
         for provider in pending.providers:
             if provider in pushed:

@@ -104,11 +104,31 @@ class ProxyCore:
         self, server_tx: ServerTransaction[Any, Any], request: Request, forward: Forward
     ) -> None:
         """Forward statefully: a response context with one branch to ``forward.target``."""
-        context = ResponseContext(server_tx, request, forward.registration)
+        context = self.open(server_tx, request, forward.registration)
+        self.add_branch(context, forward.request, forward.target)
+
+    def open(
+        self,
+        server_tx: ServerTransaction[Any, Any],
+        request: Request,
+        registration: PendingRegistration | None = None,
+    ) -> ResponseContext:
+        """A response context with no branch yet (a held request gets its branch on wake-up)."""
+        context = ResponseContext(server_tx, request, registration)
         self._contexts[server_tx] = context
         if request.method == "INVITE":
             self.transactions.respond(server_tx, make_response(request, 100))  # §16.2, §17.2.1
-        self.add_branch(context, forward.request, forward.target)
+        return context
+
+    def context_of(self, server_tx: ServerTransaction[Any, Any]) -> ResponseContext | None:
+        return self._contexts.get(server_tx)
+
+    def answer(self, context: ResponseContext, status: int, reason: str | None = None) -> None:
+        """sipush's own final response for a context (a held request that ends unreleased)."""
+        if context.final_sent:
+            return
+        context.final_sent = True
+        self._respond(context, make_response(context.request, status, reason))
 
     def add_branch(self, context: ResponseContext, request: Request, target: Target) -> Branch:
         branch = Branch(context, request.with_via_prepended(self._via(target, request)), target)

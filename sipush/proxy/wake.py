@@ -1,0 +1,275 @@
+"""The wake path (RFC 8599 §5.6.2): push the sleeping app, hold the request, release it when the
+app re-registers.
+
+Theory of operation
+-------------------
+A new INVITE or MESSAGE that the ``forward`` module sends toward an app (over the flow named by
+sipush's Path token) comes here first. The app's binding is looked up by the request's To (the
+AOR) and the flow. The request is **held** when the binding can be pushed (push information, the
+kind allowed by ``allow-call-push`` / ``allow-message-push``, credentials for its app) and either
+its TCP/TLS flow is gone (the OS killed or suspended the app) or the policy for its platform is
+``always`` (the default for iOS, whose VoIP pushes must each report a call). Otherwise it is
+forwarded at once (``on-failure``, the default for Android).
+
+A held request has a response context (100 Trying goes out for INVITE) but no branch. Its push is
+sent with retries (429/5xx) inside the hold deadline. Then one of:
+
+* the PBX's 2xx to a REGISTER from the same device (same AOR and device identity) **releases**
+  it, exactly once, as a new branch to the Contact and flow of that REGISTER; from there sipush is
+  an ordinary stateful proxy for the call (a 401/407 never releases anything: bindings, and so
+  releases, happen only on the 2xx);
+* the push fails, or its token is dead (APNs 410 / BadDeviceToken, FCM UNREGISTERED): 480 at once;
+  a dead token is removed from the binding so it is not pushed again;
+* CANCEL: 200 to the CANCEL, 487 to the INVITE, a ``cancelIncomingCall`` push, and a
+  ``missedCall`` push unless the Reason header says the call was completed elsewhere (RFC 3326);
+* the deadline passes: 480 and a ``missedCall`` push.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from sipush.proxy.chain import Forward, Target
+from sipush.proxy.core import ProxyCore, ResponseContext
+from sipush.push.notification import Notification, NotificationKind
+from sipush.push.policy import WakePolicy
+from sipush.push.sender import PushSender
+from sipush.sip import Request, SipUri, parse_uri
+from sipush.sip.transaction import ServerTransaction
+from sipush.store import Binding, BindingStore, ChangeSet
+from sipush.transport.flow import Flow
+
+logger = logging.getLogger(__name__)
+
+WAKE_METHODS = ("INVITE", "MESSAGE")
+MESSAGE_BODY_LIMIT = 240  # characters of a MESSAGE shown in its push
+
+
+@dataclass(eq=False)
+class HeldRequest:
+    context: ResponseContext
+    forward: Forward
+    binding: Binding
+    kind: NotificationKind
+    deadline: float  # monotonic
+    timer: asyncio.TimerHandle | None = None
+    released: bool = False
+    pushed: list[str] = field(default_factory=list)
+
+
+class WakeService:
+    def __init__(
+        self,
+        core: ProxyCore,
+        store: Callable[[], BindingStore | None],
+        sender: PushSender,
+        *,
+        flow_is_open: Callable[[Flow], bool],
+        spawn: Callable[[Coroutine[Any, Any, None]], None],
+        policy: WakePolicy | None = None,
+    ) -> None:
+        self.core = core
+        self.store = store
+        self.sender = sender
+        self.flow_is_open = flow_is_open
+        self.spawn = spawn
+        self.policy = policy or WakePolicy()
+        self.held: list[HeldRequest] = []
+
+    @staticmethod
+    def applies(request: Request, forward: Forward) -> bool:
+        """A new call or message heading for an app's flow."""
+        return (
+            request.method in WAKE_METHODS
+            and request.to.tag is None
+            and forward.target.flow is not None
+        )
+
+    async def handle(
+        self, server_tx: ServerTransaction[Any, Any], request: Request, forward: Forward
+    ) -> None:
+        flow = forward.target.flow
+        assert flow is not None
+        binding = await self._binding_for(request, flow)
+        kind: NotificationKind = "incomingCall" if request.method == "INVITE" else "messageReceived"
+        if binding is None or not self._should_push(binding, kind, flow):
+            if flow.is_stream and not self.flow_is_open(flow):
+                context = self.core.open(server_tx, request)
+                self.core.answer(context, 430)  # RFC 5626 §5.3.1: the flow is gone, no push
+                return
+            self.core.proxy(server_tx, request, forward)
+            return
+        context = self.core.open(server_tx, request)
+        timeout = (
+            self.policy.hold_timeout if kind == "incomingCall" else self.policy.message_hold_timeout
+        )
+        held = HeldRequest(context, forward, binding, kind, time.monotonic() + timeout)
+        held.timer = asyncio.get_running_loop().call_later(timeout, self._expire, held)
+        self.held.append(held)
+        self.spawn(self._push(held, kind))
+
+    # -- decisions ------------------------------------------------------------------------------
+
+    def _should_push(self, binding: Binding, kind: NotificationKind, flow: Flow) -> bool:
+        push = binding.push
+        if push is None:
+            return False
+        if kind == "incomingCall" and not push.allow_call_push:
+            return False
+        if kind == "messageReceived" and not push.allow_message_push:
+            return False
+        if not self.sender.can_push(self._notification(binding, kind, None)):
+            return False
+        if flow.is_stream and not self.flow_is_open(flow):
+            return True  # the app's connection is gone: it is asleep
+        platform_policy = (
+            self.policy.ios
+            if (push.platform or push.provider) in ("ios", "apns")
+            else self.policy.android
+        )
+        return platform_policy == "always"
+
+    async def _binding_for(self, request: Request, flow: Flow) -> Binding | None:
+        store = self.store()
+        uri = request.to.uri
+        if store is None or not isinstance(uri, SipUri):
+            return None
+        for binding in await store.get(uri.aor):
+            if binding.transport == flow.transport and binding.flow_remote == _address(flow.remote):
+                return binding
+        return None
+
+    # -- pushes ---------------------------------------------------------------------------------
+
+    def _notification(
+        self, binding: Binding, kind: NotificationKind, request: Request | None
+    ) -> Notification:
+        assert binding.push is not None
+        caller_name = caller_number = body = title = None
+        call_id = None
+        if request is not None:
+            call_id = request.call_id
+            caller_name = request.from_.display_name
+            caller_number = getattr(request.from_.uri, "user_text", None) or str(request.from_.uri)
+            if kind == "messageReceived":
+                title = caller_name or caller_number
+                body = _cut(request.body.decode("utf-8", "replace"), MESSAGE_BODY_LIMIT)
+            elif kind == "missedCall":
+                title = "Missed call"
+                body = " ".join(part for part in (caller_name, caller_number) if part)
+        return Notification(
+            kind=kind, push=binding.push, aor=binding.aor, call_id=call_id,
+            caller_name=caller_name, caller_number=caller_number, title=title, body=body,
+            collapse_id=call_id,
+        )  # fmt: skip
+
+    async def _push(self, held: HeldRequest, kind: NotificationKind) -> None:
+        notification = self._notification(held.binding, kind, held.context.request)
+        result = await self.sender.send(notification, deadline=held.deadline)
+        held.pushed.append(f"{kind}:{result.outcome}")
+        if held.released or held not in self.held:
+            return
+        if result.outcome == "token-invalid":
+            await self._forget_token(held.binding)
+        if result.outcome != "delivered":
+            self._end(held, 480)  # RFC 8599 §5.6.2: the push failed, do not make the caller wait
+
+    def _follow_up(self, binding: Binding, kind: NotificationKind, request: Request) -> None:
+        async def send() -> None:
+            await self.sender.send(
+                self._notification(binding, kind, request), deadline=time.monotonic() + 10
+            )
+
+        self.spawn(send())
+
+    async def _forget_token(self, binding: Binding) -> None:
+        store = self.store()
+        if store is None:
+            return
+        logger.info(
+            "push token of %s %s is dead: it will not be pushed again",
+            binding.aor,
+            binding.device_id,
+        )
+        await store.apply(ChangeSet(upserts=(replace(binding, push=None),)))
+
+    # -- endings --------------------------------------------------------------------------------
+
+    def on_registered(self, binding: Binding) -> None:
+        """The PBX accepted a REGISTER of this device: release what is held for it, once."""
+        for held in list(self.held):
+            if (held.binding.aor, held.binding.device_id) != (binding.aor, binding.device_id):
+                continue
+            self._remove(held)
+            held.released = True
+            flow = binding_flow(binding)
+            request = held.forward.request.with_uri(parse_uri(binding.contact))
+            logger.info("releasing %s for %s to %s", held.context.request.method, binding.aor, flow)
+            self.core.add_branch(held.context, request, Target.over(flow))
+
+    def on_cancel(self, server_tx: ServerTransaction[Any, Any], cancel: Request) -> bool:
+        """A CANCEL for a held INVITE: 487, and the follow-up pushes. False if none is held."""
+        for held in self.held:
+            if held.context.server_tx is server_tx:
+                self._remove(held)
+                self.core.answer(held.context, 487)
+                self._follow_up(held.binding, "cancelIncomingCall", held.context.request)
+                if not _completed_elsewhere(cancel):
+                    self._follow_up(held.binding, "missedCall", held.context.request)
+                return True
+        return False
+
+    def _expire(self, held: HeldRequest) -> None:
+        if held in self.held:
+            self._end(held, 480)
+
+    def _end(self, held: HeldRequest, status: int) -> None:
+        self._remove(held)
+        self.core.answer(held.context, status)
+        if held.kind == "incomingCall":
+            self._follow_up(held.binding, "missedCall", held.context.request)
+
+    def _remove(self, held: HeldRequest) -> None:
+        if held in self.held:
+            self.held.remove(held)
+        if held.timer is not None:
+            held.timer.cancel()
+
+    def close(self) -> None:
+        for held in list(self.held):
+            self._remove(held)
+
+
+def binding_flow(binding: Binding) -> Flow:
+    return Flow(
+        binding.transport, _parse_address(binding.flow_local), _parse_address(binding.flow_remote)
+    )
+
+
+def _parse_address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _address(address: tuple[str, int]) -> str:
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _cut(text: str, limit: int) -> str:
+    """At most ``limit`` characters, cut at a word boundary where possible, with an ellipsis."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit // 2 else cut) + "…"
+
+
+def _completed_elsewhere(cancel: Request) -> bool:
+    """RFC 3326: ``Reason: SIP ;cause=200;text="Call completed elsewhere"``."""
+    return any("cause=200" in value.replace(" ", "") for value in cancel.headers.lines("Reason"))

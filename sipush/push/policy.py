@@ -1,0 +1,18 @@
+"""When sipush pushes instead of forwarding, and how long it holds (``[push]`` in the config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class WakePolicy:
+    """``hold_timeout``: seconds a held INVITE waits for the app (RFC 8599 §5.2 Bucket Timer).
+    ``message_hold_timeout``: the same for MESSAGE, below the sender's Timer F (32 s, §5.6.2).
+    ``ios`` / ``android``: ``always`` (push first, forward once the app re-registers) or
+    ``on-failure`` (forward at once; push only when the app's TCP/TLS flow is gone)."""
+
+    hold_timeout: float = 30.0
+    message_hold_timeout: float = 20.0
+    ios: str = "always"
+    android: str = "on-failure"
