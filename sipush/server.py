@@ -118,7 +118,7 @@ class SipServer:
                     keep_x_push=config.upstream.keep_x_push,
                     warn_agent=warn_agent,
                 ),
-                ForwardModule(self.tokens, self.upstream, flow_is_open=self.transports.is_open),
+                ForwardModule(self.tokens, self.upstream),
                 Unroutable(
                     warn_agent,
                     reason="no route for this request"
@@ -142,6 +142,8 @@ class SipServer:
             self.sender,
             flow_is_open=self.transports.is_open,
             spawn=self._spawn,
+            tokens=self.tokens,
+            local=lambda: self.local,
             policy=config.push.policy,
         )
 
@@ -238,8 +240,15 @@ class SipServer:
         if isinstance(outcome, Reply):
             self.transactions.respond(tx, outcome.response)
         elif isinstance(outcome, Forward):
+            app_flow = outcome.target.flow
             if WakeService.applies(request, outcome):
-                self._spawn(self.wake.handle(tx, request, outcome))
+                self._spawn(self.wake.handle(tx, request, outcome, flow.transport))
+            elif (
+                app_flow is not None
+                and app_flow.is_stream
+                and not self.transports.is_open(app_flow)
+            ):
+                self.transactions.respond(tx, make_response(request, 430))  # RFC 5626 §5.3.1
             else:
                 self.core.proxy(tx, request, outcome)
         elif isinstance(outcome, Drop):

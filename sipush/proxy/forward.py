@@ -5,7 +5,8 @@ Three cases, in order:
 1. **Toward an app.** A Route carried sipush's flow token (RFC 5626 §5.3) and the request did
    not come from that flow: send it over the app's flow (the PBX routed it here through the
    Path sipush added at registration, RFC 3327 §5.4). A token that does not verify gets 403
-   (RFC 5626 §5.3.1); a TCP/TLS flow that is gone gets 430 Flow Failed.
+   (RFC 5626 §5.3.1). Whether the flow is still there is the server's question: a new call or
+   message may wake the app with a push (:mod:`sipush.proxy.wake`), anything else gets 430.
 2. **From an app's flow, in a dialog sipush record-routed (its token came back), or from the
    PBX:** the next hop is the next Route, else the Request-URI (§16.6 step 7; RFC 3263
    resolution is reduced to host, port and the ``transport`` parameter).
@@ -21,9 +22,15 @@ reach the app over its flow. sipush's Via is added per branch by the proxy core.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from sipush.proxy.chain import Continue, Forward, Outcome, Reply, RequestContext, Target
+from sipush.proxy.chain import (
+    Continue,
+    Forward,
+    LocalIdentity,
+    Outcome,
+    Reply,
+    RequestContext,
+    Target,
+)
 from sipush.proxy.flow_token import FlowTokens
 from sipush.sip import Request, SipUri, Uri, make_response
 from sipush.transport.flow import Flow
@@ -54,12 +61,9 @@ class ForwardModule:
         self,
         tokens: FlowTokens,
         upstream: Target | None,
-        *,
-        flow_is_open: Callable[[Flow], bool],
     ) -> None:
         self.tokens = tokens
         self.upstream = upstream
-        self.flow_is_open = flow_is_open
 
     def handle(self, ctx: RequestContext) -> Outcome:
         request = ctx.request
@@ -68,8 +72,6 @@ class ForwardModule:
             return Reply(make_response(request, 403, "Invalid Flow Token"))
         if route_flow is not None and not _same_peer(route_flow, ctx.flow):
             # 1. toward the app over its own flow
-            if route_flow.is_stream and not self.flow_is_open(route_flow):
-                return Reply(make_response(request, 430))  # RFC 5626 §5.3.1
             target = Target.over(route_flow)
             return Forward(
                 self._copy(request, ctx, app_flow=route_flow, out_transport=target.transport),
@@ -105,23 +107,32 @@ class ForwardModule:
     ) -> Request:
         copy = request.with_max_forwards_decremented()
         if app_flow is not None and request.method in DIALOG_FORMING and request.to.tag is None:
-            token = self.tokens.encode(app_flow)
-            inbound = ctx.flow.transport
-            # Record-Route values are read top-down by the callee and bottom-up by the caller:
-            # the top one must be reachable from the next hop, the other from the previous hop.
-            copy = copy.with_header_prepended("Record-Route", self._rr(ctx, token, inbound))
-            if out_transport != inbound:
-                copy = copy.with_header_prepended(
-                    "Record-Route", self._rr(ctx, token, out_transport)
-                )
+            copy = with_record_route(
+                copy, ctx.local, self.tokens.encode(app_flow), ctx.flow.transport, out_transport
+            )
         return copy
 
-    @staticmethod
-    def _rr(ctx: RequestContext, token: str, transport: str) -> str:
-        host, port = ctx.local.address(transport)
-        host = f"[{host}]" if ":" in host else host
-        param = "" if transport == "udp" else f";transport={transport}"
-        return f"<sip:{token}@{host}:{port}{param};lr>"
+
+def with_record_route(
+    request: Request, local: LocalIdentity, token: str, inbound: str, outbound: str
+) -> Request:
+    """Add sipush's Record-Route with a flow token (RFC 5626 §5.3.1), twice when the previous
+    and the next hop use different transports (RFC 5658). Record-Route values are read top-down
+    by the callee and bottom-up by the caller: the top one must be reachable from the next hop,
+    the other from the previous hop."""
+    request = request.with_header_prepended("Record-Route", record_route_uri(local, token, inbound))
+    if outbound != inbound:
+        request = request.with_header_prepended(
+            "Record-Route", record_route_uri(local, token, outbound)
+        )
+    return request
+
+
+def record_route_uri(local: LocalIdentity, token: str, transport: str) -> str:
+    host, port = local.address(transport)
+    host = f"[{host}]" if ":" in host else host
+    param = "" if transport == "udp" else f";transport={transport}"
+    return f"<sip:{token}@{host}:{port}{param};lr>"
 
 
 def _same_peer(a: Flow, b: Flow) -> bool:

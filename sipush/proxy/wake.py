@@ -34,8 +34,10 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sipush.proxy.chain import Forward, Target
+from sipush.proxy.chain import Forward, LocalIdentity, Target
 from sipush.proxy.core import ProxyCore, ResponseContext
+from sipush.proxy.flow_token import FlowTokens
+from sipush.proxy.forward import with_record_route
 from sipush.push.notification import Notification, NotificationKind
 from sipush.push.policy import WakePolicy
 from sipush.push.sender import PushSender
@@ -57,6 +59,7 @@ class HeldRequest:
     binding: Binding
     kind: NotificationKind
     deadline: float  # monotonic
+    inbound: str  # transport the request came in on (for Record-Route)
     timer: asyncio.TimerHandle | None = None
     released: bool = False
     pushed: list[str] = field(default_factory=list)
@@ -71,9 +74,13 @@ class WakeService:
         *,
         flow_is_open: Callable[[Flow], bool],
         spawn: Callable[[Coroutine[Any, Any, None]], None],
+        tokens: FlowTokens,
+        local: Callable[[], LocalIdentity],
         policy: WakePolicy | None = None,
     ) -> None:
         self.core = core
+        self.tokens = tokens
+        self.local = local
         self.store = store
         self.sender = sender
         self.flow_is_open = flow_is_open
@@ -91,7 +98,11 @@ class WakeService:
         )
 
     async def handle(
-        self, server_tx: ServerTransaction[Any, Any], request: Request, forward: Forward
+        self,
+        server_tx: ServerTransaction[Any, Any],
+        request: Request,
+        forward: Forward,
+        inbound: str = "udp",
     ) -> None:
         flow = forward.target.flow
         assert flow is not None
@@ -108,7 +119,7 @@ class WakeService:
         timeout = (
             self.policy.hold_timeout if kind == "incomingCall" else self.policy.message_hold_timeout
         )
-        held = HeldRequest(context, forward, binding, kind, time.monotonic() + timeout)
+        held = HeldRequest(context, forward, binding, kind, time.monotonic() + timeout, inbound)
         held.timer = asyncio.get_running_loop().call_later(timeout, self._expire, held)
         self.held.append(held)
         self.spawn(self._push(held, kind))
@@ -176,7 +187,8 @@ class WakeService:
             return
         if result.outcome == "token-invalid":
             await self._forget_token(held.binding)
-        if result.outcome != "delivered":
+            self._end(held, 480, follow_up=False)  # no missedCall to a dead token
+        elif result.outcome != "delivered":
             self._end(held, 480)  # RFC 8599 §5.6.2: the push failed, do not make the caller wait
 
     def _follow_up(self, binding: Binding, kind: NotificationKind, request: Request) -> None:
@@ -208,9 +220,31 @@ class WakeService:
             self._remove(held)
             held.released = True
             flow = binding_flow(binding)
-            request = held.forward.request.with_uri(parse_uri(binding.contact))
+            request = self._retarget(held, flow).with_uri(parse_uri(binding.contact))
             logger.info("releasing %s for %s to %s", held.context.request.method, binding.aor, flow)
             self.core.add_branch(held.context, request, Target.over(flow))
+
+    def _retarget(self, held: HeldRequest, flow: Flow) -> Request:
+        """The held copy with sipush's Record-Route now naming the app's new flow."""
+        request = held.forward.request
+        old_flow = held.forward.target.flow
+        if old_flow is None:
+            return request
+        old_token = self.tokens.encode(old_flow)
+        ours = 0
+        for value in request.record_routes:
+            if not isinstance(value.uri, SipUri) or value.uri.user != old_token:
+                break
+            ours += 1
+        if not ours:
+            return request
+        headers = request.headers
+        for _ in range(ours):
+            _, headers = headers.pop_first_value("Record-Route")
+        token = self.tokens.encode(flow)
+        return with_record_route(
+            request.with_headers(headers), self.local(), token, held.inbound, flow.transport
+        )
 
     def on_cancel(self, server_tx: ServerTransaction[Any, Any], cancel: Request) -> bool:
         """A CANCEL for a held INVITE: 487, and the follow-up pushes. False if none is held."""
@@ -228,10 +262,10 @@ class WakeService:
         if held in self.held:
             self._end(held, 480)
 
-    def _end(self, held: HeldRequest, status: int) -> None:
+    def _end(self, held: HeldRequest, status: int, *, follow_up: bool = True) -> None:
         self._remove(held)
         self.core.answer(held.context, status)
-        if held.kind == "incomingCall":
+        if follow_up and held.kind == "incomingCall":
             self._follow_up(held.binding, "missedCall", held.context.request)
 
     def _remove(self, held: HeldRequest) -> None:

@@ -1,0 +1,183 @@
+"""The wake path end to end (issue #4): a SIPp caller -> Kamailio -> sipush -> a killed pjsua2 app.
+
+sipush pushes through the local APNs service (the real aioapns client over HTTP/2 + TLS), holds
+the INVITE, and releases it when the relaunched app re-registers; or ends it (480, 487) and
+sends the follow-up pushes.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port, run_sipush
+from tests.peers.kamailio import KamailioProcess, run_kamailio
+from tests.peers.pjsua2_app import Pjsua2App, start_app
+from tests.peers.sipp import run_sipp, start_sipp
+from tests.wake_kit import BUNDLE, Apns, apns_emulator
+
+TOKEN = "5e1f9a0c3b7d2468ace13579bdf02468ace13579bdf02468ace13579bdf02468"
+
+
+@contextmanager
+def wake_setup(
+    tmp_path: Path, *, hold_timeout: float = 10.0
+) -> Iterator[tuple[Apns, KamailioProcess, int]]:
+    with apns_emulator(tmp_path / "apns") as apns, run_kamailio(tmp_path / "pbx") as pbx:
+        (tmp_path / "sipush.toml").write_text(apns.config(hold_timeout=hold_timeout))
+        port = free_port()
+        args = ("--upstream", pbx.upstream("udp"), "--config", str(tmp_path / "sipush.toml"))
+        with run_sipush(tmp_path, port, *args):
+            yield apns, pbx, port
+
+
+def ios_app(
+    workdir: Path, pbx: KamailioProcess, port: int, *, user: str, transport: str, instance: str,
+    token: str = TOKEN, x_push_more: str = "",
+) -> AbstractContextManager[Pjsua2App]:  # fmt: skip
+    return start_app(
+        workdir, user=user, registrar=f"sip:{pbx.address}",
+        proxy=f"sip:127.0.0.1:{port};transport={transport};lr", transport=transport,
+        x_push=f"device-os=ios;device-uid={token};app-id={BUNDLE}{x_push_more}", instance=instance,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_killed_app_is_pushed_relaunched_and_answers(tmp_path: Path, transport: str) -> None:
+    user, instance = f"ios-{transport}", str(uuid.uuid4())
+    with wake_setup(tmp_path) as (apns, pbx, port):
+        with ios_app(
+            tmp_path / "app1", pbx, port, user=user, transport=transport, instance=instance
+        ) as app:
+            app.kill()  # the OS kills the app: its TCP flow closes, its UDP socket is gone
+        with start_sipp(
+            "uac_call.xml", pbx.address, workdir=tmp_path / "caller", service=user, pause_ms=300
+        ) as caller:
+            [push] = apns.wait_for(1)
+            assert push.token == TOKEN and push.status == 200
+            assert push.headers["apns-push-type"] == "voip"
+            assert push.headers["apns-topic"] == f"{BUNDLE}.voip"
+            assert push.headers["apns-priority"] == "10"
+            assert push.payload is not None and push.payload["type"] == "incomingCall"
+            assert push.payload["aor"] == f"sip:{user}@127.0.0.1" and push.payload.get("call_id")
+            # the push relaunches the app, which registers again (same device, new flow)
+            with ios_app(
+                tmp_path / "app2", pbx, port, user=user, transport=transport, instance=instance
+            ) as app:
+                incoming = app.wait_for("incoming_call")
+                assert push.payload["call_id"] in incoming["request"]
+                app.wait_for("call_confirmed")
+                app.wait_for("call_disconnected")
+                result = caller.wait(20)
+                assert len(app.events_named("incoming_call")) == 1, "released exactly once"
+        assert [r.status for r in result.final_responses()] == [200, 200]
+        assert len(apns.requests()) == 1, "one push per call"
+
+
+def test_dead_token_ends_the_call_at_once(tmp_path: Path) -> None:
+    user, instance = "dead", str(uuid.uuid4())
+    with wake_setup(tmp_path) as (apns, pbx, port):
+        apns.call(apns.emulator.script, TOKEN, 410, "Unregistered")
+        with ios_app(
+            tmp_path / "app", pbx, port, user=user, transport="tcp", instance=instance
+        ) as app:
+            app.kill()
+        started = time.monotonic()
+        result = run_sipp(
+            "uac_invite_fail.xml", pbx.address, workdir=tmp_path / "caller", service=user, timeout=8
+        )
+        elapsed = time.monotonic() - started
+        [push] = apns.requests()
+        assert result.final_responses()[-1].status == 480 and push.status == 410
+        # the 480 came as soon as APNs said the token is dead, not at the 10 s deadline
+        assert elapsed < 3, elapsed
+
+
+def test_cancel_while_held(tmp_path: Path) -> None:
+    user, instance = "gone", str(uuid.uuid4())
+    with wake_setup(tmp_path) as (apns, pbx, port):
+        with ios_app(
+            tmp_path / "app", pbx, port, user=user, transport="tcp", instance=instance
+        ) as app:
+            app.kill()
+        result = run_sipp(
+            "uac_cancel_early.xml",
+            pbx.address,
+            workdir=tmp_path / "caller",
+            service=user,
+            pause_ms=500,
+        )
+        # 200 (to the CANCEL) and 487 (to the INVITE) may cross on the way back through the PBX
+        assert sorted({r.status for r in result.final_responses()}) == [200, 487]
+        pushes = apns.wait_for(3)
+        kinds = [p.payload["type"] for p in pushes if p.payload]
+        assert kinds == ["incomingCall", "cancelIncomingCall", "missedCall"]
+        cancel = pushes[1]
+        assert cancel.headers["apns-push-type"] == "voip", (
+            "CallKit needs it to end the call it reported"
+        )
+        missed = pushes[2]
+        assert missed.headers["apns-push-type"] == "alert" and missed.payload is not None
+        assert "caller" in str(missed.payload)
+
+
+def test_deadline_without_register_gives_480_and_a_missed_call(tmp_path: Path) -> None:
+    user, instance = "asleep", str(uuid.uuid4())
+    with wake_setup(tmp_path, hold_timeout=1.0) as (apns, pbx, port):
+        with ios_app(
+            tmp_path / "app", pbx, port, user=user, transport="tcp", instance=instance
+        ) as app:
+            app.kill()
+        result = run_sipp(
+            "uac_invite_fail.xml", pbx.address, workdir=tmp_path / "caller", service=user,
+            timeout=10,
+        )  # fmt: skip
+        assert result.final_responses()[-1].status == 480
+        kinds = [p.payload["type"] for p in apns.wait_for(2) if p.payload]
+        assert kinds == ["incomingCall", "missedCall"]
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"), [(429, "TooManyRequests"), (503, "ServiceUnavailable")]
+)
+def test_push_errors_are_retried_and_the_call_goes_through(
+    tmp_path: Path, status: int, reason: str
+) -> None:
+    user, instance = "flaky", str(uuid.uuid4())
+    with wake_setup(tmp_path) as (apns, pbx, port):
+        apns.call(apns.emulator.script, TOKEN, status, reason, times=1)
+        with ios_app(
+            tmp_path / "app1", pbx, port, user=user, transport="tcp", instance=instance
+        ) as app:
+            app.kill()
+        with start_sipp(
+            "uac_call.xml", pbx.address, workdir=tmp_path / "caller", service=user, pause_ms=300
+        ) as caller:
+            assert [p.status for p in apns.wait_for(2)] == [status, 200]
+            with ios_app(
+                tmp_path / "app2", pbx, port, user=user, transport="tcp", instance=instance
+            ) as app:
+                app.wait_for("call_confirmed")
+                result = caller.wait(20)
+        assert [r.status for r in result.final_responses()] == [200, 200]
+
+
+def test_allow_call_push_false_means_no_push(tmp_path: Path) -> None:
+    user, instance = "quiet", str(uuid.uuid4())
+    with wake_setup(tmp_path) as (apns, pbx, port):
+        with ios_app(
+            tmp_path / "app", pbx, port, user=user, transport="tcp", instance=instance,
+            x_push_more=";allow-call-push=false",
+        ) as app:  # fmt: skip
+            app.kill()
+        result = run_sipp(
+            "uac_invite_fail.xml", pbx.address, workdir=tmp_path / "caller", service=user,
+            timeout=5,
+        )  # fmt: skip
+        assert result.final_responses()[-1].status == 430  # RFC 5626: the flow is gone
+        assert apns.requests() == []

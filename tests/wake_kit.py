@@ -1,0 +1,78 @@
+"""A local APNs service (sipush.testing.apns_emulator) on its own event-loop thread, and a
+``sipush serve`` configured to push through it, for the synchronous end-to-end wake tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sipush.testing.apns_emulator import ApnsEmulator, RecordedRequest
+from tests.push.test_apns_emulator import Pki, make_pki
+
+TEAM_ID = "TEAM123456"
+KEY_ID = "KEY1234567"
+BUNDLE = "com.example.app"
+
+
+@dataclass
+class Apns:
+    """The emulator, driven from the test thread."""
+
+    emulator: ApnsEmulator
+    loop: asyncio.AbstractEventLoop
+    pki: Pki
+
+    def call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a synchronous emulator method on its loop thread."""
+
+        async def run() -> Any:
+            return function(*args, **kwargs)
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(5)
+
+    def requests(self) -> list[RecordedRequest]:
+        return list(self.call(lambda: list(self.emulator.requests)))
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[RecordedRequest]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.requests()
+            if len(found) >= count:
+                return found
+            time.sleep(0.02)
+        raise AssertionError(f"{count} push(es) expected, the emulator got {self.requests()}")
+
+    def config(self, *, hold_timeout: float = 10.0) -> str:
+        """The [push] part of a sipush config that pushes through this emulator."""
+        return (
+            f"[push]\nhold_timeout = {hold_timeout}\n\n[[push.apns]]\n"
+            f'app_id = "{BUNDLE}"\nteam_id = "{TEAM_ID}"\nkey_id = "{KEY_ID}"\n'
+            f'key_file = "{self.pki.provider_key}"\nendpoint = "{self.emulator.endpoint}"\n'
+            f'ca_file = "{self.pki.ca_file}"\n'
+        )
+
+
+@contextlib.contextmanager
+def apns_emulator(workdir: Path) -> Iterator[Apns]:
+    workdir.mkdir(parents=True, exist_ok=True)
+    pki = make_pki(workdir)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="apns-emulator", daemon=True)
+    thread.start()
+    emulator = ApnsEmulator(pki.server_context(certificate_auth=False))
+    asyncio.run_coroutine_threadsafe(emulator.__aenter__(), loop).result(10)
+    apns = Apns(emulator, loop, pki)
+    apns.call(emulator.add_key, TEAM_ID, KEY_ID, pki.provider_key.read_bytes())
+    try:
+        yield apns
+    finally:
+        asyncio.run_coroutine_threadsafe(emulator.__aexit__(None, None, None), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
