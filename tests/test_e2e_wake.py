@@ -18,7 +18,7 @@ import pytest
 from tests.conftest import free_port, run_sipush
 from tests.peers.kamailio import KamailioProcess, run_kamailio
 from tests.peers.pjsua2_app import Pjsua2App, start_app
-from tests.peers.sipp import run_sipp, start_sipp
+from tests.peers.sipp import message_keys, run_sipp, start_sipp
 from tests.wake_kit import BUNDLE, Apns, apns_emulator
 
 TOKEN = "5e1f9a0c3b7d2468ace13579bdf02468ace13579bdf02468ace13579bdf02468"
@@ -181,3 +181,53 @@ def test_allow_call_push_false_means_no_push(tmp_path: Path) -> None:
         )  # fmt: skip
         assert result.final_responses()[-1].status == 430  # RFC 5626: the flow is gone
         assert apns.requests() == []
+
+
+def test_message_to_a_killed_app_is_delivered_after_the_push(tmp_path: Path) -> None:
+    user, instance = "texter", str(uuid.uuid4())
+    with wake_setup(tmp_path) as (apns, pbx, port):
+        with ios_app(
+            tmp_path / "app1", pbx, port, user=user, transport="tcp", instance=instance
+        ) as app:
+            app.kill()
+        started = time.monotonic()
+        with start_sipp(
+            "uac_message.xml", pbx.address, workdir=tmp_path / "sender", service=user,
+            keys=message_keys("dinner at 8?"),
+        ) as sender:  # fmt: skip
+            [push] = apns.wait_for(1)
+            assert push.payload is not None and push.payload["type"] == "messageReceived"
+            assert push.payload["aps"]["alert"]["body"] == "dinner at 8?"
+            assert push.headers["apns-push-type"] == "alert"
+            with ios_app(
+                tmp_path / "app2", pbx, port, user=user, transport="tcp", instance=instance
+            ) as app:
+                message = app.wait_for("message_received")
+                result = sender.wait(20)
+        assert message["body"] == "dinner at 8?"
+        assert result.final_responses()[-1].status == 200
+        assert time.monotonic() - started < 32, "the sender had its answer before Timer F"
+
+
+def test_two_devices_the_live_one_answers_the_sleeping_one_gets_a_cancel_push(
+    tmp_path: Path,
+) -> None:
+    user = "family"
+    with wake_setup(tmp_path) as (apns, pbx, port):
+        with ios_app(
+            tmp_path / "phone", pbx, port, user=user, transport="tcp", instance=str(uuid.uuid4())
+        ) as phone:
+            phone.kill()  # the iPhone sleeps
+        with start_app(
+            tmp_path / "desk", user=user, registrar=f"sip:{pbx.address}",
+            proxy=f"sip:127.0.0.1:{port};transport=udp;lr",
+        ) as desk:  # a desk phone with no push: always reachable  # fmt: skip
+            caller = run_sipp(
+                "uac_call.xml", pbx.address, workdir=tmp_path / "caller", service=user, pause_ms=300
+            )
+            assert [r.status for r in caller.final_responses()] == [200, 200]
+            desk.wait_for("call_confirmed")
+        kinds = [p.payload["type"] for p in apns.wait_for(2) if p.payload]
+        # the PBX cancelled the phone's branch because the desk answered ("completed elsewhere"):
+        # the phone closes its incoming-call screen and shows no missed call
+        assert kinds[:2] == ["incomingCall", "cancelIncomingCall"] and "missedCall" not in kinds
