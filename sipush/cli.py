@@ -16,6 +16,7 @@ import click
 
 from sipush import __version__
 from sipush.cli_bindings import bindings
+from sipush.cli_push import push
 from sipush.config import LOG_LEVELS, load_config
 from sipush.errors import SipushError
 
@@ -115,6 +116,7 @@ def serve(
 
 
 cli.add_command(bindings)
+cli.add_command(push)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
