@@ -26,9 +26,9 @@ TOKEN = "5e1f9a0c3b7d2468ace13579bdf02468ace13579bdf02468ace13579bdf02468"
 
 @contextmanager
 def wake_setup(
-    tmp_path: Path, *, hold_timeout: float = 10.0
+    tmp_path: Path, *, hold_timeout: float = 10.0, auth: bool = False
 ) -> Iterator[tuple[Apns, KamailioProcess, int]]:
-    with apns_emulator(tmp_path / "apns") as apns, run_kamailio(tmp_path / "pbx") as pbx:
+    with apns_emulator(tmp_path / "apns") as apns, run_kamailio(tmp_path / "pbx", auth=auth) as pbx:
         (tmp_path / "sipush.toml").write_text(apns.config(hold_timeout=hold_timeout))
         port = free_port()
         args = ("--upstream", pbx.upstream("udp"), "--config", str(tmp_path / "sipush.toml"))
@@ -38,12 +38,13 @@ def wake_setup(
 
 def ios_app(
     workdir: Path, pbx: KamailioProcess, port: int, *, user: str, transport: str, instance: str,
-    token: str = TOKEN, x_push_more: str = "",
+    token: str = TOKEN, x_push_more: str = "", password: str | None = None,
 ) -> AbstractContextManager[Pjsua2App]:  # fmt: skip
     return start_app(
         workdir, user=user, registrar=f"sip:{pbx.address}",
         proxy=f"sip:127.0.0.1:{port};transport={transport};lr", transport=transport,
         x_push=f"device-os=ios;device-uid={token};app-id={BUNDLE}{x_push_more}", instance=instance,
+        password=password,
     )  # fmt: skip
 
 
@@ -231,3 +232,50 @@ def test_two_devices_the_live_one_answers_the_sleeping_one_gets_a_cancel_push(
         # the PBX cancelled the phone's branch because the desk answered ("completed elsewhere"):
         # the phone closes its incoming-call screen and shows no missed call
         assert kinds[:2] == ["incomingCall", "cancelIncomingCall"] and "missedCall" not in kinds
+
+
+def test_a_challenged_reregister_does_not_release_the_authenticated_retry_does(
+    tmp_path: Path,
+) -> None:
+    """RFC 8599 §5.6.2: only the 2xx releases; the 401 to the woken app's first REGISTER does
+    not (OpenSIPS #2858: releasing on it duplicates the INVITE)."""
+    user, instance = "locked", str(uuid.uuid4())
+    with wake_setup(tmp_path, auth=True) as (apns, pbx, port):
+        options = {"user": user, "transport": "tcp", "instance": instance, "password": pbx.password}
+        with ios_app(tmp_path / "app1", pbx, port, **options) as app:
+            app.kill()
+        with start_sipp(
+            "uac_call.xml", pbx.address, workdir=tmp_path / "caller", service=user, pause_ms=300
+        ) as caller:
+            apns.wait_for(1)
+            with ios_app(tmp_path / "app2", pbx, port, **options) as app:
+                app.wait_for("call_confirmed")
+                result = caller.wait(20)
+                assert len(app.events_named("incoming_call")) == 1
+        assert [r.status for r in result.final_responses()] == [200, 200]
+
+
+def test_a_reregister_that_never_authenticates_releases_nothing(tmp_path: Path) -> None:
+    user, instance = "intruder", str(uuid.uuid4())
+    with wake_setup(tmp_path, auth=True, hold_timeout=3.0) as (apns, pbx, port):
+        options = {"user": user, "transport": "tcp", "instance": instance}
+        with ios_app(tmp_path / "app1", pbx, port, **options, password=pbx.password) as app:
+            app.kill()
+        with start_sipp(
+            "uac_invite_fail.xml",
+            pbx.address,
+            workdir=tmp_path / "caller",
+            service=user,
+            timeout=10,
+        ) as caller:
+            apns.wait_for(1)
+            with start_app(
+                tmp_path / "app2", user=user, registrar=f"sip:{pbx.address}",
+                proxy=f"sip:127.0.0.1:{port};transport=tcp;lr", transport="tcp", instance=instance,
+                x_push=f"device-os=ios;device-uid={TOKEN};app-id={BUNDLE}", password="wrong",
+                wait_registered=False,
+            ) as app:  # fmt: skip
+                app.wait_for("registration_failed")  # 401, then 401 again: never a 2xx
+                result = caller.wait(10)
+                assert app.events_named("incoming_call") == [], "a 401 never releases the INVITE"
+        assert result.final_responses()[-1].status == 480  # the deadline, no release
