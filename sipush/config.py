@@ -274,11 +274,16 @@ def _load_push(section: _Section, where: str, base: str) -> PushConfig:
         )
     ios = section.get("ios_policy", "always", check.choice, choices=POLICIES)
     android = section.get("android_policy", "on-failure", check.choice, choices=POLICIES)
+    ring = section.get("ring_while_held", False, check.boolean)
     apns = section.get("apns", [], check.table_list)
     fcm = section.get("fcm", [], check.table_list)
     section.done()
     policy = WakePolicy(
-        hold_timeout=hold, message_hold_timeout=message_hold, ios=ios, android=android
+        hold_timeout=hold,
+        message_hold_timeout=message_hold,
+        ios=ios,
+        android=android,
+        ring_while_held=ring,
     )
     apps_apns: tuple[Any, ...] = ()
     apps_fcm: tuple[Any, ...] = ()

@@ -279,3 +279,22 @@ def test_a_reregister_that_never_authenticates_releases_nothing(tmp_path: Path) 
                 result = caller.wait(10)
                 assert app.events_named("incoming_call") == [], "a 401 never releases the INVITE"
         assert result.final_responses()[-1].status == 480  # the deadline, no release
+
+
+def test_ring_while_held_then_cancel(tmp_path: Path) -> None:
+    """[push] ring_while_held: the caller gets 180 while the app wakes, then CANCELs."""
+    user, instance = "ringing", str(uuid.uuid4())
+    with apns_emulator(tmp_path / "apns") as apns, run_kamailio(tmp_path / "pbx") as pbx:
+        (tmp_path / "sipush.toml").write_text(apns.config(push_extra="ring_while_held = true"))
+        port = free_port()
+        args = ("--upstream", pbx.upstream("udp"), "--config", str(tmp_path / "sipush.toml"))
+        with run_sipush(tmp_path, port, *args):
+            with ios_app(
+                tmp_path / "app", pbx, port, user=user, transport="tcp", instance=instance
+            ) as app:
+                app.kill()
+            result = run_sipp(
+                "uac_cancel.xml", pbx.address, workdir=tmp_path / "caller", service=user
+            )
+            assert 180 in [m.status for m in result.received()]
+            assert {r.status for r in result.final_responses()} == {200, 487}

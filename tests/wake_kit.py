@@ -48,10 +48,11 @@ class Apns:
             time.sleep(0.02)
         raise AssertionError(f"{count} push(es) expected, the emulator got {self.requests()}")
 
-    def config(self, *, hold_timeout: float = 10.0) -> str:
-        """The [push] part of a sipush config that pushes through this emulator."""
+    def config(self, *, hold_timeout: float = 10.0, push_extra: str = "") -> str:
+        """The [push] part of a sipush config that pushes through this emulator
+        (``push_extra``: more ``[push]`` keys, one per line)."""
         return (
-            f"[push]\nhold_timeout = {hold_timeout}\n\n[[push.apns]]\n"
+            f"[push]\nhold_timeout = {hold_timeout}\n{push_extra}\n[[push.apns]]\n"
             f'app_id = "{BUNDLE}"\nteam_id = "{TEAM_ID}"\nkey_id = "{KEY_ID}"\n'
             f'key_file = "{self.pki.provider_key}"\nendpoint = "{self.emulator.endpoint}"\n'
             f'ca_file = "{self.pki.ca_file}"\n'

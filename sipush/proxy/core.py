@@ -123,6 +123,11 @@ class ProxyCore:
     def context_of(self, server_tx: ServerTransaction[Any, Any]) -> ResponseContext | None:
         return self._contexts.get(server_tx)
 
+    def provisional(self, context: ResponseContext, status: int) -> None:
+        """sipush's own provisional response (e.g. 180 while a held INVITE waits for its app)."""
+        if not context.final_sent:
+            self.transactions.respond(context.server_tx, make_response(context.request, status))
+
     def answer(self, context: ResponseContext, status: int, reason: str | None = None) -> None:
         """sipush's own final response for a context (a held request that ends unreleased)."""
         if context.final_sent:

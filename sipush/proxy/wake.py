@@ -116,6 +116,8 @@ class WakeService:
             self.core.proxy(server_tx, request, forward)
             return
         context = self.core.open(server_tx, request)
+        if kind == "incomingCall" and self.policy.ring_while_held:
+            self.core.provisional(context, 180)
         timeout = (
             self.policy.hold_timeout if kind == "incomingCall" else self.policy.message_hold_timeout
         )

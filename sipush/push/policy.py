@@ -10,9 +10,12 @@ class WakePolicy:
     """``hold_timeout``: seconds a held INVITE waits for the app (RFC 8599 §5.2 Bucket Timer).
     ``message_hold_timeout``: the same for MESSAGE, below the sender's Timer F (32 s, §5.6.2).
     ``ios`` / ``android``: ``always`` (push first, forward once the app re-registers) or
-    ``on-failure`` (forward at once; push only when the app's TCP/TLS flow is gone)."""
+    ``on-failure`` (forward at once; push only when the app's TCP/TLS flow is gone).
+    ``ring_while_held``: answer a held INVITE with 180 Ringing (the caller hears ringback while
+    the app wakes) besides the 100 Trying."""
 
     hold_timeout: float = 30.0
     message_hold_timeout: float = 20.0
     ios: str = "always"
     android: str = "on-failure"
+    ring_while_held: bool = False  # send 180 Ringing for a held INVITE
