@@ -76,9 +76,8 @@ def main() -> int:
                         say("the app answered; the call is up")
                         app.wait_for("call_disconnected")
                         result = caller.wait(30)
-                    say(
-                        f"the caller saw {[r.status for r in result.final_responses()]} (INVITE, BYE)"
-                    )
+                    statuses = [r.status for r in result.final_responses()]
+                    say(f"the caller saw {statuses} (INVITE, BYE)")
     say("done")
     return 0
 
