@@ -108,7 +108,8 @@ def serve(
         stream=sys.stderr,
         format="sipush: %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("aiosqlite", "asyncio"):  # their debug lines would log SQL parameters (tokens)
+    # Their debug lines would log SQL parameters and HTTP/2 headers (push tokens, bearer JWTs).
+    for noisy in ("aiosqlite", "asyncio", "hpack", "h2", "httpcore", "httpx", "aioapns"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLogger().level))
     import sipush.server as server  # lazy: config errors never need the server's imports
 

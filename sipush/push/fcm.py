@@ -7,12 +7,12 @@ classify the answer.
     classify(answer) -> PushResult             a message name or an error -> the outcome (pure)
     FcmProvider(apps)                          PushProvider: one firebase_admin App per project
 
-**Messages.** ``incomingCall`` and ``cancelIncomingCall`` are data-only, high-priority messages:
-Android then runs the app's ``onMessageReceived`` even when it is in the background or killed, so
-it can re-REGISTER and ring (or stop ringing). ``messageReceived``, ``missedCall`` and
+**Messages.** ``incomingCall``, ``cancelIncomingCall`` and ``messageReceived`` are data-only,
+high-priority messages: Android then runs the app's ``onMessageReceived`` even when it is in the
+background or killed, so it can re-REGISTER and ring (or stop ringing), or fetch the held MESSAGE
+(whose ``title`` and ``body`` ride in the data for the app to show). ``missedCall`` and
 ``voicemailReceived`` carry a ``notification`` (title and body, shown by the system) and the same
-data; ``messageReceived`` is high priority (a chat message is time-sensitive and user-visible),
-the other two normal. Every message has ``android.ttl`` from ``Notification.ttl`` (clamped to FCM's
+data, at normal priority. Every message has ``android.ttl`` from ``Notification.ttl`` (clamped to FCM's
 0..28 days) and ``android.collapse_key`` from ``collapse_id``. The data (all values strings, as
 FCM requires) is ``type``, ``aor``, ``caller_name``, ``caller_number`` (``""`` when unknown) and
 ``call_id`` (only when there is one). When the device's app id is one of the app's
@@ -98,7 +98,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 5.0  # seconds per send, token refresh included
 MAX_TTL = 2_419_200  # FCM: 28 days
-DATA_ONLY_KINDS = frozenset({"incomingCall", "cancelIncomingCall"})
+# messageReceived is data-only too: on Android a notification message to a killed app is shown
+# by the system and runs no app code, so the app would not re-register to receive the held
+# MESSAGE; as data it wakes the app, which shows the title and body it carries itself.
+DATA_ONLY_KINDS = frozenset({"incomingCall", "cancelIncomingCall", "messageReceived"})
 HIGH_PRIORITY_KINDS = frozenset({"incomingCall", "cancelIncomingCall", "messageReceived"})
 _DEFAULT_TITLES = {
     "missedCall": "Missed call",
@@ -204,6 +207,11 @@ def build_message(notification: Notification, app: FcmAppConfig) -> dict[str, An
     app_id = notification.push.app_id
     if app_id and app_id in app.package_names:
         android["restricted_package_name"] = app_id
+    if kind == "messageReceived":
+        data["title"] = (
+            notification.title or notification.caller_name or notification.caller_number or ""
+        )
+        data["body"] = notification.body or ""
     message: dict[str, Any] = {"token": notification.push.prid, "data": data, "android": android}
     if kind not in DATA_ONLY_KINDS:
         caller = " ".join(p for p in (notification.caller_name, notification.caller_number) if p)

@@ -112,15 +112,16 @@ def test_cancel_incoming_call_is_data_only_too() -> None:
     }
 
 
-def test_message_received_is_a_notification_with_data() -> None:
+def test_message_received_is_a_high_priority_data_message_with_title_and_body() -> None:
+    """Data, not a notification message: on Android only data runs the killed app's code, so
+    it re-registers and receives the held MESSAGE; the app shows title and body itself."""
     sent = notification(
         "messageReceived", title="Bob", body="See you at 5", collapse_id=None, ttl=60
     )
     assert build_message(sent, APP) == {
         "token": FCM_TOKEN,
-        "data": {**CALL_DATA, "type": "messageReceived"},
+        "data": {**CALL_DATA, "type": "messageReceived", "title": "Bob", "body": "See you at 5"},
         "android": {"priority": "high", "ttl": "60s"},
-        "notification": {"title": "Bob", "body": "See you at 5"},
     }
 
 
@@ -138,7 +139,6 @@ def test_missed_call_is_a_normal_priority_notification() -> None:
     ("kind", "shown"),
     [
         ("missedCall", {"title": "Missed call", "body": "Bob 1002"}),
-        ("messageReceived", {"title": "Bob", "body": "Bob 1002"}),
         ("voicemailReceived", {"title": "New voicemail", "body": "Bob 1002"}),
     ],
 )
@@ -152,10 +152,12 @@ def test_unknown_caller_and_no_call_id() -> None:
     )
     assert build_message(sent, APP) == {
         "token": FCM_TOKEN,
-        "data": {"type": "messageReceived", "aor": AOR, "caller_name": "", "caller_number": ""},
+        "data": {
+            "type": "messageReceived", "aor": AOR, "caller_name": "", "caller_number": "",
+            "title": "", "body": "",
+        },
         "android": {"priority": "high", "ttl": "30s"},
-        "notification": {"title": "New message"},
-    }
+    }  # fmt: skip
 
 
 @pytest.mark.parametrize(("ttl", "wire"), [(-5, "0s"), (0, "0s"), (10**9, "2419200s")])
@@ -615,7 +617,7 @@ def test_incoming_call_goes_out_as_a_high_priority_data_message_with_an_issued_t
     run(scenario)
 
 
-def test_message_received_is_a_notification_and_the_token_is_reused(
+def test_message_received_is_sent_as_data_and_the_token_is_reused(
     tls: Tls, account: ServiceAccountKey, account_file: str
 ) -> None:
     async def scenario() -> None:
@@ -625,7 +627,8 @@ def test_message_received_is_a_notification_and_the_token_is_reused(
                 assert (await provider.send(sent)).outcome == "delivered"
             first, second = await emulator.wait_for_requests(2)
             assert second.message == build_message(chat, app)
-            assert second.message["notification"] == {"title": "Bob", "body": "See you at 5"}
+            assert second.message["data"]["body"] == "See you at 5"
+            assert "notification" not in second.message
             assert len(emulator.issued_tokens) == 1
             assert first.access_token == second.access_token
 
