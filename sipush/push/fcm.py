@@ -11,12 +11,12 @@ classify the answer.
 high-priority messages: Android then runs the app's ``onMessageReceived`` even when it is in the
 background or killed, so it can re-REGISTER and ring (or stop ringing), or fetch the held MESSAGE
 (whose ``title`` and ``body`` ride in the data for the app to show). ``missedCall`` and
-``voicemailReceived`` carry a ``notification`` (title and body, shown by the system) and the
-same data, at normal priority. Every message has ``android.ttl`` from ``Notification.ttl``
-(clamped to FCM's 0..28 days) and ``android.collapse_key`` from ``collapse_id``. The data (all values strings, as
-FCM requires) is ``type``, ``aor``, ``caller_name``, ``caller_number`` (``""`` when unknown) and
-``call_id`` (only when there is one). When the device's app id is one of the app's
-``app_ids``, ``android.restricted_package_name`` makes FCM deliver to that package only.
+``voicemailReceived`` carry a ``notification`` (title and body, shown by the system) and the same
+data, at normal priority. Every message has ``android.ttl`` from ``Notification.ttl`` (clamped to
+FCM's 0..28 days) and ``android.collapse_key`` from ``collapse_id``. The data (all values strings,
+as FCM requires) is ``type``, ``aor``, ``caller_name``, ``caller_number`` (``""`` when unknown) and
+``call_id`` (only when there is one). When the device's app id is one of the app's ``app_ids``,
+``android.restricted_package_name`` makes FCM deliver to that package only.
 
 **Sending** goes through ``messaging.send_each_async([message], app=...)`` (firebase-admin has no
 ``send_async``; PUSH-LIBS.md §2): the SDK encodes the message, posts it over HTTP/2 and maps FCM's
