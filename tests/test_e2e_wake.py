@@ -19,7 +19,7 @@ from tests.conftest import free_port, run_sipush
 from tests.peers.kamailio import KamailioProcess, run_kamailio
 from tests.peers.pjsua2_app import Pjsua2App, start_app
 from tests.peers.sipp import message_keys, run_sipp, start_sipp
-from tests.wake_kit import BUNDLE, Apns, apns_emulator
+from tests.wake_kit import BUNDLE, Apns, apns_emulator, fcm_emulator
 
 TOKEN = "5e1f9a0c3b7d2468ace13579bdf02468ace13579bdf02468ace13579bdf02468"
 
@@ -298,3 +298,37 @@ def test_ring_while_held_then_cancel(tmp_path: Path) -> None:
             )
             assert 180 in [m.status for m in result.received()]
             assert {r.status for r in result.final_responses()} == {200, 487}
+
+
+def test_killed_android_app_gets_a_high_priority_fcm_message_and_answers(tmp_path: Path) -> None:
+    user, instance = "droid", str(uuid.uuid4())
+    token = "eXample-FCM-token:APA91bH" + "x" * 120
+    with (
+        fcm_emulator(tmp_path / "fcm") as fcm,
+        apns_emulator(tmp_path / "apns") as apns,
+        run_kamailio(tmp_path / "pbx") as pbx,
+    ):
+        (tmp_path / "sipush.toml").write_text(apns.config() + fcm.config())
+        port = free_port()
+        args = ("--upstream", pbx.upstream("udp"), "--config", str(tmp_path / "sipush.toml"))
+        options = {
+            "user": user, "registrar": f"sip:{pbx.address}", "transport": "tcp",
+            "proxy": f"sip:127.0.0.1:{port};transport=tcp;lr", "instance": instance,
+            "x_push": f"device-os=android;device-uid={token};app-id=com.example.droid",
+        }  # fmt: skip
+        with run_sipush(tmp_path, port, *args):
+            with start_app(tmp_path / "app1", **options) as app:  # type: ignore[arg-type]
+                app.kill()  # Android killed it; its TCP flow is gone (on-failure policy: push)
+            with start_sipp(
+                "uac_call.xml", pbx.address, workdir=tmp_path / "caller", service=user, pause_ms=300
+            ) as caller:
+                [message] = fcm.wait_for(1)
+                assert message.token == token and message.error is None
+                assert message.message["android"]["priority"] == "high"
+                assert "notification" not in message.message, "data only: it must run app code"
+                assert message.message["data"]["type"] == "incomingCall"
+                with start_app(tmp_path / "app2", **options) as app:  # type: ignore[arg-type]
+                    app.wait_for("call_confirmed")
+                    result = caller.wait(20)
+        assert [r.status for r in result.final_responses()] == [200, 200]
+        assert apns.requests() == []

@@ -77,3 +77,76 @@ def apns_emulator(workdir: Path) -> Iterator[Apns]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)
         loop.close()
+
+
+FCM_PROJECT = "demo-project"
+
+
+@dataclass
+class Fcm:
+    """The FCM emulator on its own loop thread, driven from the test thread."""
+
+    emulator: Any  # sipush.testing.fcm_emulator.FcmEmulator
+    loop: asyncio.AbstractEventLoop
+    ca_file: str
+    account_file: str
+
+    def requests(self) -> list[Any]:
+        async def run() -> list[Any]:
+            return list(self.emulator.requests)
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(5)
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.requests()
+            if len(found) >= count:
+                return found
+            time.sleep(0.02)
+        raise AssertionError(f"{count} FCM message(s) expected, got {self.requests()}")
+
+    def config(self) -> str:
+        """A ``[[push.fcm]]`` table for a sipush config that pushes through this emulator."""
+        return (
+            f'\n[[push.fcm]]\nproject_id = "{FCM_PROJECT}"\n'
+            f'service_account_file = "{self.account_file}"\nendpoint = "{self.emulator.url}"\n'
+            f'token_uri = "{self.emulator.token_uri}"\nca_file = "{self.ca_file}"\n'
+        )
+
+
+@contextlib.contextmanager
+def fcm_emulator(workdir: Path) -> Iterator[Fcm]:
+    import trustme
+
+    from sipush.testing.fcm_emulator import FcmEmulator, make_service_account
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    cert, key, ca_file = (
+        str(workdir / name) for name in ("fcm-cert.pem", "fcm-key.pem", "fcm-ca.pem")
+    )
+    server.cert_chain_pems[0].write_to_path(cert)
+    server.private_key_pem.write_to_path(key)
+    ca.cert_pem.write_to_path(ca_file)
+    account = make_service_account(FCM_PROJECT)
+    account_file = workdir / "service-account.json"
+    account.write(account_file)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="fcm-emulator", daemon=True)
+    thread.start()
+    emulator = FcmEmulator(cert, key)
+    asyncio.run_coroutine_threadsafe(emulator.__aenter__(), loop).result(10)
+
+    async def add() -> None:
+        emulator.add_service_account(account.client_email, account.public_key_pem)
+
+    asyncio.run_coroutine_threadsafe(add(), loop).result(5)
+    try:
+        yield Fcm(emulator, loop, ca_file, str(account_file))
+    finally:
+        asyncio.run_coroutine_threadsafe(emulator.__aexit__(None, None, None), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
