@@ -275,6 +275,8 @@ def _load_push(section: _Section, where: str, base: str) -> PushConfig:
     ios = section.get("ios_policy", "always", check.choice, choices=POLICIES)
     android = section.get("android_policy", "on-failure", check.choice, choices=POLICIES)
     ring = section.get("ring_while_held", False, check.boolean)
+    message_mode = section.get("message_mode", "hold", check.choice, choices=("hold", "accept"))
+    accepted_ttl = section.get("accepted_message_ttl", 3600.0, check.positive_number)
     apns = section.get("apns", [], check.table_list)
     fcm = section.get("fcm", [], check.table_list)
     section.done()
@@ -284,6 +286,8 @@ def _load_push(section: _Section, where: str, base: str) -> PushConfig:
         ios=ios,
         android=android,
         ring_while_held=ring,
+        message_mode=message_mode,
+        accepted_message_ttl=accepted_ttl,
     )
     apps_apns: tuple[Any, ...] = ()
     apps_fcm: tuple[Any, ...] = ()

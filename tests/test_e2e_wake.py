@@ -332,3 +332,27 @@ def test_killed_android_app_gets_a_high_priority_fcm_message_and_answers(tmp_pat
                     result = caller.wait(20)
         assert [r.status for r in result.final_responses()] == [200, 200]
         assert apns.requests() == []
+
+
+def test_accept_mode_answers_202_and_delivers_when_the_app_wakes(tmp_path: Path) -> None:
+    user, instance = "later", str(uuid.uuid4())
+    with apns_emulator(tmp_path / "apns") as apns, run_kamailio(tmp_path / "pbx") as pbx:
+        config = apns.config(push_extra='message_mode = "accept"')
+        (tmp_path / "sipush.toml").write_text(config)
+        port = free_port()
+        args = ("--upstream", pbx.upstream("udp"), "--config", str(tmp_path / "sipush.toml"))
+        with run_sipush(tmp_path, port, *args):
+            with ios_app(
+                tmp_path / "app1", pbx, port, user=user, transport="tcp", instance=instance
+            ) as app:
+                app.kill()
+            sender = run_sipp(
+                "uac_message.xml", pbx.address, workdir=tmp_path / "sender", service=user,
+                keys=message_keys("call me back"),
+            )  # fmt: skip
+            assert sender.final_responses()[-1].status == 202, "accepted at once"
+            apns.wait_for(1)
+            with ios_app(
+                tmp_path / "app2", pbx, port, user=user, transport="tcp", instance=instance
+            ) as app:
+                assert app.wait_for("message_received")["body"] == "call me back"

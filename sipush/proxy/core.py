@@ -95,6 +95,7 @@ class ProxyCore:
         self.on_register_2xx = on_register_2xx
         self._contexts: dict[ServerTransaction[Any, Any], ResponseContext] = {}
         self._branches: dict[ClientTransaction[Any, Any], Branch] = {}
+        self._detached: set[ClientTransaction[Any, Any]] = set()
         transactions.on_outcome = self._on_outcome
         transactions.send_request = self._send_request
 
@@ -146,6 +147,18 @@ class ProxyCore:
             return branch
         self._branches[branch.tx] = branch
         return branch
+
+    def send_detached(self, request: Request, target: Target) -> None:
+        """Send ``request`` through a client transaction whose responses go nowhere: a MESSAGE
+        sipush already answered with 202 (``[push] message_mode = "accept"``)."""
+        try:
+            tx = self.transactions.start_client(
+                request.with_via_prepended(self._via(target, request)), target
+            )
+        except SipushError as err:
+            logger.info("cannot deliver an accepted %s: %s", request.method, err)
+            return
+        self._detached.add(tx)
 
     def forward_stateless(self, forward: Forward) -> None:
         """§16.11-style forwarding without a transaction (ACK for 2xx, stray CANCEL)."""
@@ -207,6 +220,15 @@ class ProxyCore:
         self.transactions.receive_response(tx, response)
 
     def _on_outcome(self, tx: AnyTransaction, action: Action) -> None:
+        if tx in self._detached:
+            if isinstance(action, (TimedOut, TransportFailed)) or (
+                isinstance(action, Deliver)
+                and isinstance(action.message, Response)
+                and action.message.status >= 200
+            ):
+                self._detached.discard(tx)
+                logger.info("accepted message delivery ended: %s", action)
+            return
         branch = self._branches.get(tx) if isinstance(tx, ClientTransaction) else None
         if branch is None:
             message = action.message if isinstance(action, Deliver) else None

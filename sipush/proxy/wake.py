@@ -62,6 +62,7 @@ class HeldRequest:
     inbound: str  # transport the request came in on (for Record-Route)
     timer: asyncio.TimerHandle | None = None
     released: bool = False
+    accepted: bool = False  # answered 202 already: delivered detached on release
     pushed: list[str] = field(default_factory=list)
 
 
@@ -116,12 +117,18 @@ class WakeService:
             self.core.proxy(server_tx, request, forward)
             return
         context = self.core.open(server_tx, request)
+        accepted = kind == "messageReceived" and self.policy.message_mode == "accept"
+        if accepted:
+            self.core.answer(context, 202)  # delivered when the app re-registers
         if kind == "incomingCall" and self.policy.ring_while_held:
             self.core.provisional(context, 180)
         timeout = (
             self.policy.hold_timeout if kind == "incomingCall" else self.policy.message_hold_timeout
         )
+        if accepted:
+            timeout = self.policy.accepted_message_ttl
         held = HeldRequest(context, forward, binding, kind, time.monotonic() + timeout, inbound)
+        held.accepted = accepted
         held.timer = asyncio.get_running_loop().call_later(timeout, self._expire, held)
         self.held.append(held)
         self.spawn(self._push(held, kind))
@@ -224,7 +231,10 @@ class WakeService:
             flow = binding_flow(binding)
             request = self._retarget(held, flow).with_uri(parse_uri(binding.contact))
             logger.info("releasing %s for %s to %s", held.context.request.method, binding.aor, flow)
-            self.core.add_branch(held.context, request, Target.over(flow))
+            if held.accepted:
+                self.core.send_detached(request, Target.over(flow))
+            else:
+                self.core.add_branch(held.context, request, Target.over(flow))
 
     def _retarget(self, held: HeldRequest, flow: Flow) -> Request:
         """The held copy with sipush's Record-Route now naming the app's new flow."""
@@ -266,6 +276,11 @@ class WakeService:
 
     def _end(self, held: HeldRequest, status: int, *, follow_up: bool = True) -> None:
         self._remove(held)
+        if held.accepted:
+            logger.warning(
+                "an accepted MESSAGE for %s could not be delivered (%d)", held.binding.aor, status
+            )
+            return
         self.core.answer(held.context, status)
         if follow_up and held.kind == "incomingCall":
             self._follow_up(held.binding, "missedCall", held.context.request)

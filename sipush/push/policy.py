@@ -12,10 +12,15 @@ class WakePolicy:
     ``ios`` / ``android``: ``always`` (push first, forward once the app re-registers) or
     ``on-failure`` (forward at once; push only when the app's TCP/TLS flow is gone).
     ``ring_while_held``: answer a held INVITE with 180 Ringing (the caller hears ringback while
-    the app wakes) besides the 100 Trying."""
+    the app wakes) besides the 100 Trying.
+    ``message_mode``: ``hold`` keeps the sender's MESSAGE transaction open until the app takes
+    the message (the sender learns whether it arrived); ``accept`` answers 202 Accepted at once
+    and delivers when the app re-registers, for at most ``accepted_message_ttl`` seconds."""
 
     hold_timeout: float = 30.0
     message_hold_timeout: float = 20.0
     ios: str = "always"
     android: str = "on-failure"
     ring_while_held: bool = False  # send 180 Ringing for a held INVITE
+    message_mode: str = "hold"  # "hold" | "accept"
+    accepted_message_ttl: float = 3600.0
