@@ -275,6 +275,7 @@ def _load_push(section: _Section, where: str, base: str) -> PushConfig:
     ios = section.get("ios_policy", "always", check.choice, choices=POLICIES)
     android = section.get("android_policy", "on-failure", check.choice, choices=POLICIES)
     ring = section.get("ring_while_held", False, check.boolean)
+    on_failure_timeout = section.get("on_failure_timeout", 2.0, check.positive_number)
     message_mode = section.get("message_mode", "hold", check.choice, choices=("hold", "accept"))
     accepted_ttl = section.get("accepted_message_ttl", 3600.0, check.positive_number)
     apns = section.get("apns", [], check.table_list)
@@ -286,6 +287,7 @@ def _load_push(section: _Section, where: str, base: str) -> PushConfig:
         ios=ios,
         android=android,
         ring_while_held=ring,
+        on_failure_timeout=on_failure_timeout,
         message_mode=message_mode,
         accepted_message_ttl=accepted_ttl,
     )

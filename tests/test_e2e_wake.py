@@ -356,3 +356,39 @@ def test_accept_mode_answers_202_and_delivers_when_the_app_wakes(tmp_path: Path)
                 tmp_path / "app2", pbx, port, user=user, transport="tcp", instance=instance
             ) as app:
                 assert app.wait_for("message_received")["body"] == "call me back"
+
+
+def test_on_failure_forwards_first_and_pushes_when_the_app_does_not_answer(tmp_path: Path) -> None:
+    """Android's default ``on-failure``: the INVITE goes to the app's (UDP) flow at once; the
+    killed app cannot answer, so after ``on_failure_timeout`` sipush pushes it and holds."""
+    user = "droid-udp"
+    token = "eXample-FCM-token:APA91bH" + "y" * 120
+    with (
+        fcm_emulator(tmp_path / "fcm") as fcm,
+        apns_emulator(tmp_path / "apns") as apns,
+        run_kamailio(tmp_path / "pbx") as pbx,
+    ):
+        config = apns.config(push_extra="on_failure_timeout = 0.5") + fcm.config()
+        (tmp_path / "sipush.toml").write_text(config)
+        port = free_port()
+        args = ("--upstream", pbx.upstream("udp"), "--config", str(tmp_path / "sipush.toml"))
+        options = {
+            "user": user, "registrar": f"sip:{pbx.address}", "transport": "udp",
+            "proxy": f"sip:127.0.0.1:{port};transport=udp;lr", "no_instance": True,
+            "x_push": f"device-os=android;device-uid={token};app-id=com.example.droid",
+        }  # fmt: skip
+        with run_sipush(tmp_path, port, *args):
+            with start_app(tmp_path / "app1", **options) as app:  # type: ignore[arg-type]
+                app.kill()  # UDP: sipush cannot tell; the INVITE will just go unanswered
+            started = time.monotonic()
+            with start_sipp(
+                "uac_call.xml", pbx.address, workdir=tmp_path / "caller", service=user, pause_ms=300
+            ) as caller:
+                [message] = fcm.wait_for(1)
+                waited = time.monotonic() - started
+                assert waited >= 0.4, "forwarded first, pushed only after on_failure_timeout"
+                assert message.message["data"]["type"] == "incomingCall"
+                with start_app(tmp_path / "app2", **options) as app:  # type: ignore[arg-type]
+                    app.wait_for("call_confirmed")
+                    result = caller.wait(20)
+        assert [r.status for r in result.final_responses()] == [200, 200]

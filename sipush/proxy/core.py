@@ -65,6 +65,9 @@ class Branch:
     provisional: bool = False
     final: Response | None = None
     cancel_pending: bool = False
+    # Called with the final status when this branch fails with 408/480/503 before any other
+    # final response went upstream; True means "handled" (the app sleeps: push and hold).
+    on_failure: Callable[[int], bool] | None = None
 
 
 @dataclass(eq=False)
@@ -77,6 +80,10 @@ class ResponseContext:
     branches: list[Branch] = field(default_factory=list)
     final_sent: bool = False
     cancelled: bool = False
+    held: bool = False  # waiting for a woken app: no final response from the branches yet
+
+
+ASLEEP_STATUSES = (408, 480, 503)  # [push] on-failure: a branch that says the app sleeps
 
 
 class ProxyCore:
@@ -131,13 +138,25 @@ class ProxyCore:
 
     def answer(self, context: ResponseContext, status: int, reason: str | None = None) -> None:
         """sipush's own final response for a context (a held request that ends unreleased)."""
+        context.held = False
         if context.final_sent:
             return
         context.final_sent = True
         self._respond(context, make_response(context.request, status, reason))
 
-    def add_branch(self, context: ResponseContext, request: Request, target: Target) -> Branch:
-        branch = Branch(context, request.with_via_prepended(self._via(target, request)), target)
+    def add_branch(
+        self,
+        context: ResponseContext,
+        request: Request,
+        target: Target,
+        on_failure: Callable[[int], bool] | None = None,
+    ) -> Branch:
+        branch = Branch(
+            context,
+            request.with_via_prepended(self._via(target, request)),
+            target,
+            on_failure=on_failure,
+        )
         context.branches.append(branch)
         try:
             branch.tx = self.transactions.start_client(branch.request, target)
@@ -271,6 +290,19 @@ class ProxyCore:
             return
         branch.final = response if synthesized else response.with_top_via_removed()
         context = branch.context
+        if (
+            branch.on_failure is not None
+            and response.status in ASLEEP_STATUSES
+            and not context.final_sent
+            and branch.on_failure(response.status)
+        ):
+            # The wake path holds the context now; this branch's answer is not the caller's.
+            context.branches.remove(branch)
+            if branch.tx is not None:
+                self._branches.pop(branch.tx, None)
+            return
+        if context.held:
+            return
         if response.status >= 600:
             for other in context.branches:
                 self._cancel_branch(other)

@@ -114,6 +114,11 @@ class WakeService:
                 context = self.core.open(server_tx, request)
                 self.core.answer(context, 430)  # RFC 5626 §5.3.1: the flow is gone, no push
                 return
+            if binding is not None and self._can_push(binding, kind):
+                self._forward_then_push_on_failure(
+                    server_tx, request, forward, binding, kind, inbound
+                )
+                return
             self.core.proxy(server_tx, request, forward)
             return
         context = self.core.open(server_tx, request)
@@ -127,15 +132,60 @@ class WakeService:
         )
         if accepted:
             timeout = self.policy.accepted_message_ttl
+        self._hold(context, forward, binding, kind, inbound, timeout, accepted=accepted)
+
+    def _hold(
+        self,
+        context: ResponseContext,
+        forward: Forward,
+        binding: Binding,
+        kind: NotificationKind,
+        inbound: str,
+        timeout: float,
+        *,
+        accepted: bool = False,
+    ) -> None:
+        context.held = True
         held = HeldRequest(context, forward, binding, kind, time.monotonic() + timeout, inbound)
         held.accepted = accepted
         held.timer = asyncio.get_running_loop().call_later(timeout, self._expire, held)
         self.held.append(held)
         self.spawn(self._push(held, kind))
 
+    def _forward_then_push_on_failure(
+        self,
+        server_tx: ServerTransaction[Any, Any],
+        request: Request,
+        forward: Forward,
+        binding: Binding,
+        kind: NotificationKind,
+        inbound: str,
+    ) -> None:
+        """``on-failure``: forward now; when the branch answers 408/480/503, or nothing at all
+        within ``on_failure_timeout``, the app sleeps: push it and hold the request."""
+        context = self.core.open(server_tx, request)
+        timeout = (
+            self.policy.hold_timeout if kind == "incomingCall" else self.policy.message_hold_timeout
+        )
+
+        def asleep(status: int) -> bool:
+            if context.held or context.final_sent:
+                return context.held
+            logger.info("%s for %s got %s: pushing the app", request.method, binding.aor, status)
+            self._hold(context, forward, binding, kind, inbound, timeout)
+            return True
+
+        branch = self.core.add_branch(context, forward.request, forward.target, on_failure=asleep)
+
+        def silent() -> None:
+            if not branch.provisional and branch.final is None and not context.final_sent:
+                asleep(0)
+
+        asyncio.get_running_loop().call_later(self.policy.on_failure_timeout, silent)
+
     # -- decisions ------------------------------------------------------------------------------
 
-    def _should_push(self, binding: Binding, kind: NotificationKind, flow: Flow) -> bool:
+    def _can_push(self, binding: Binding, kind: NotificationKind) -> bool:
         push = binding.push
         if push is None:
             return False
@@ -143,7 +193,12 @@ class WakeService:
             return False
         if kind == "messageReceived" and not push.allow_message_push:
             return False
-        if not self.sender.can_push(self._notification(binding, kind, None)):
+        return self.sender.can_push(self._notification(binding, kind, None))
+
+    def _should_push(self, binding: Binding, kind: NotificationKind, flow: Flow) -> bool:
+        """Push first (rather than forward first)?"""
+        push = binding.push
+        if push is None or not self._can_push(binding, kind):
             return False
         if flow.is_stream and not self.flow_is_open(flow):
             return True  # the app's connection is gone: it is asleep
@@ -234,6 +289,7 @@ class WakeService:
             if held.accepted:
                 self.core.send_detached(request, Target.over(flow))
             else:
+                held.context.held = False
                 self.core.add_branch(held.context, request, Target.over(flow))
 
     def _retarget(self, held: HeldRequest, flow: Flow) -> Request:

@@ -22,5 +22,6 @@ class WakePolicy:
     ios: str = "always"
     android: str = "on-failure"
     ring_while_held: bool = False  # send 180 Ringing for a held INVITE
+    on_failure_timeout: float = 2.0  # on-failure: no response this soon means asleep
     message_mode: str = "hold"  # "hold" | "accept"
     accepted_message_ttl: float = 3600.0
