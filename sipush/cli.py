@@ -17,6 +17,7 @@ import click
 from sipush import __version__
 from sipush.cli_bindings import bindings
 from sipush.cli_push import push
+from sipush.cli_pushes import pushes
 from sipush.config import LOG_LEVELS, load_config
 from sipush.errors import SipushError
 
@@ -118,6 +119,7 @@ def serve(
 
 cli.add_command(bindings)
 cli.add_command(push)
+cli.add_command(pushes)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

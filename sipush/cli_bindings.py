@@ -3,7 +3,9 @@
 Every device bound through sipush, with what a support engineer asks about first: AOR, device,
 platform, push provider, app id, (masked) push token, contact, transport, whether call and
 message pushes are allowed, expiry (relative and absolute), first and last registration.
-``--json`` gives the same for scripts, with full ISO-8601 UTC times.
+``--json`` gives the same for scripts, with full ISO-8601 UTC times. ``show`` adds each device's
+most recent pushes (what ``sipush pushes list`` shows: type, provider, outcome, latency, and
+how soon the app re-registered).
 
 The commands work while ``sipush serve`` runs on the same store: SQLite is in WAL mode, so
 reading never waits for the server, and a delete waits (up to the busy timeout) for the
@@ -13,13 +15,16 @@ database is an error, not an empty listing.
 Push tokens (``pn-prid``, the iOS alert token, the X-Push ``device-uid`` parts) are masked,
 first 6 and last 4 characters (``3f1a9c…2468``), wherever they appear (device id, contact
 parameters, ...), unless ``--show-tokens``.
+
+The presentation of push records lives here too (:func:`push_as_json`, :func:`push_summary`,
+...), shared with ``sipush pushes`` (:mod:`sipush.cli_pushes`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -29,25 +34,30 @@ from sipush.config import load_config
 from sipush.errors import ParseError
 
 if TYPE_CHECKING:
-    from sipush.store import Binding, BindingStore
+    from sipush.store import Binding, BindingStore, PushRecord
 
 EXIT_NOT_FOUND = 1
 MASK_KEEP_HEAD = 6
 MASK_KEEP_TAIL = 4
 MISSING = "-"
+SHOW_PUSHES = 5  # recent pushes per device in `bindings show`
 
 _T = TypeVar("_T")
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-STORE_HELP = """
+STORE_SOURCE_HELP = """
 \b
 The store is --store URL, else [store] url of --config FILE, else
 sqlite+aiosqlite:///sipush.db (sipush.db in the working directory). Relative
 SQLite paths are relative to the working directory, as for sipush serve.
-\b
+"""
+STORE_HELP = (
+    STORE_SOURCE_HELP
+    + """\b
 Exit status: 0 done; 1 nothing matched (show, delete); 2 bad arguments, or
 the store is missing or unreachable (one line: sipush: error: ...).
 """
+)
 
 
 def _store_options(function: _F) -> _F:
@@ -104,26 +114,52 @@ def list_bindings(
 
 @bindings.command("show", epilog=STORE_HELP)
 @click.argument("aor")
+@click.option(
+    "--pushes",
+    "push_count",
+    type=click.IntRange(min=0),
+    default=SHOW_PUSHES,
+    show_default=True,
+    metavar="N",
+    help="Recent pushes to show per device (0: none).",
+)
 @_token_options
 @_store_options
 def show_bindings(
-    aor: str, as_json: bool, show_tokens: bool, config_path: str | None, store_url: str | None
+    aor: str,
+    push_count: int,
+    as_json: bool,
+    show_tokens: bool,
+    config_path: str | None,
+    store_url: str | None,
 ) -> None:
-    """Show every binding of AOR in detail, expired ones included.
+    """Show every binding of AOR in detail, expired ones included, with each device's most
+    recent pushes (newest first; --json: under "pushes").
 
     Exits 1 when AOR has none (with --json, after printing []).
     """
     wanted = _normalise_aor(aor, "'AOR'")
     url = _store_url(config_path, store_url)
-    found = _run(url, lambda store: store.get(wanted))
+
+    async def fetch(store: BindingStore) -> tuple[list[Binding], dict[str, list[PushRecord]]]:
+        found = await store.get(wanted)
+        recent = {}
+        for binding in found if push_count else []:
+            recent[binding.device_id] = await store.pushes(
+                wanted, device_id=binding.device_id, limit=push_count
+            )
+        return found, recent
+
+    found, recent = _run(url, fetch)
     now = datetime.now(UTC)
     if as_json:
-        _echo_json(found, now, show_tokens)
+        _echo_json(found, now, show_tokens, recent)
     else:
         for number, binding in enumerate(found):
             if number:
                 click.echo()
-            _echo_details(binding, now, show_tokens)
+            pushes = recent.get(binding.device_id, []) if push_count else None
+            _echo_details(binding, now, show_tokens, pushes)
     if not found:
         click.echo(f"sipush: no bindings of {wanted}", err=True)
         raise click.exceptions.Exit(EXIT_NOT_FOUND)
@@ -328,7 +364,13 @@ def _echo_table(found: Sequence[Binding], now: datetime, show_tokens: bool) -> N
         )
 
 
-def _echo_details(binding: Binding, now: datetime, show_tokens: bool) -> None:
+def _echo_details(
+    binding: Binding,
+    now: datetime,
+    show_tokens: bool,
+    recent: Sequence[PushRecord] | None = None,
+) -> None:
+    """``binding`` in detail; with ``recent`` (``None``: not asked for), its latest pushes."""
     redact = _Redactor(binding, show_tokens)
     lines: list[tuple[str, str | None]] = [
         ("device", redact(binding.device_id)),
@@ -355,6 +397,11 @@ def _echo_details(binding: Binding, now: datetime, show_tokens: bool) -> None:
             ("call push", _flag(push.allow_call_push)),
             ("message push", _flag(push.allow_message_push)),
         ]
+    if recent:
+        lines.append(("recent pushes", push_summary(recent[0])))
+        lines += [("", push_summary(record)) for record in recent[1:]]
+    elif recent is not None and push is not None:
+        lines.append(("recent pushes", "none"))
     click.echo(binding.aor)
     width = max(len(label) for label, _ in lines)
     for label, value in lines:
@@ -395,6 +442,107 @@ def _as_json(binding: Binding, now: datetime, show_tokens: bool) -> dict[str, An
     }
 
 
-def _echo_json(found: Iterable[Binding], now: datetime, show_tokens: bool) -> None:
-    payload = [_as_json(binding, now, show_tokens) for binding in found]
+def _echo_json(
+    found: Iterable[Binding],
+    now: datetime,
+    show_tokens: bool,
+    recent: Mapping[str, Sequence[PushRecord]] | None = None,
+) -> None:
+    """The bindings as a JSON array; with ``recent`` (show), each gets its ``"pushes"``."""
+    payload = []
+    for binding in found:
+        item = _as_json(binding, now, show_tokens)
+        if recent is not None:
+            redact = _Redactor(binding, show_tokens)
+            item["pushes"] = [
+                push_as_json(record, redact(record.device_id) or record.device_id)
+                for record in recent.get(binding.device_id, [])
+            ]
+        payload.append(item)
+    echo_json(payload)
+
+
+def echo_json(payload: Any) -> None:
     click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+
+
+# -- push records (also sipush pushes) ---------------------------------------------------------
+
+_NOT_TOKENS = ("urn:", "sip:", "sips:")  # device ids that are an instance id or a Contact URI
+
+
+def mask_device_id(device_id: str, show_tokens: bool) -> str:
+    """A push record's device id as people may see it.
+
+    A device id is the app's ``+sip.instance`` (``urn:uuid:...``), else the X-Push
+    ``device-uid``, else the push token itself, else the Contact URI (no push info: no token).
+    So one that is not a ``urn:`` or ``sip:`` URI is masked like a token (each ``|`` part),
+    unless ``show_tokens``.
+    """
+    if show_tokens or device_id.lstrip("<").lower().startswith(_NOT_TOKENS):
+        return device_id
+    return "|".join(mask_token(part) if part else part for part in device_id.split("|"))
+
+
+def push_time(moment: datetime) -> str:
+    """``2026-11-22 10:00:00.123Z``: pushes are told apart by the millisecond."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
+
+
+def push_answer(record: PushRecord) -> str:
+    """The push service's status and reason: ``410 Unregistered``, ``200``, ``timeout``, ``-``."""
+    parts = [str(record.status) if record.status is not None else "", record.reason or ""]
+    return " ".join(part for part in parts if part) or MISSING
+
+
+def latency_text(milliseconds: float) -> str:
+    """``0.8 ms``, ``83 ms``, ``1.25 s``."""
+    if milliseconds < 10:
+        return f"{milliseconds:.1f} ms"
+    if milliseconds < 1000:
+        return f"{milliseconds:.0f} ms"
+    return f"{milliseconds / 1000:.2f} s"
+
+
+def reregistered_text(record: PushRecord) -> str:
+    """``after 1.4 s`` / ``after 2m05s``; ``-`` while the app has not re-registered."""
+    after = record.reregistered_after
+    if after is None:
+        return MISSING
+    if abs(after) < 60:
+        return f"after {after:.1f} s"
+    return f"after {_duration(timedelta(seconds=after))}"
+
+
+def push_summary(record: PushRecord) -> str:
+    """One line for ``bindings show``: ``2026-11-22 10:00:00.123Z incomingCall via apns:
+    delivered (200), 83 ms, re-registered after 1.4 s``."""
+    answer = push_answer(record)
+    parts = [f"{record.outcome}{'' if answer == MISSING else f' ({answer})'}"]
+    parts.append(latency_text(record.latency_ms))
+    if record.attempts > 1:
+        parts.append(f"{record.attempts} tries")
+    if record.reregistered_at is not None:
+        parts.append(f"re-registered {reregistered_text(record)}")
+    head = f"{push_time(record.sent_at)} {record.kind} via {record.provider}"
+    return f"{head}: {', '.join(parts)}"
+
+
+def push_as_json(record: PushRecord, device_id: str) -> dict[str, Any]:
+    """A push record for scripts (``device_id`` as it may be shown)."""
+    return {
+        "id": record.id,
+        "sent_at": _iso(record.sent_at),
+        "aor": record.aor,
+        "device_id": device_id,
+        "type": record.kind,
+        "provider": record.provider,
+        "outcome": record.outcome,
+        "status": record.status,
+        "reason": record.reason,
+        "call_id": record.call_id,
+        "latency_ms": record.latency_ms,
+        "attempts": record.attempts,
+        "reregistered_at": None if record.reregistered_at is None else _iso(record.reregistered_at),
+        "reregistered_after_s": record.reregistered_after,
+    }

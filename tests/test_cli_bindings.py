@@ -3,7 +3,8 @@ and as a real subprocess, including while another process holds the file open an
 
 The store is seeded through the public store API with three bindings: Alice's iPhone (APNs,
 X-Push, its token also inside the Contact), Alice's Android phone (FCM; its device id IS its
-token) and Bob's desk phone (no push, expired an hour ago).
+token) and Bob's desk phone (no push, expired an hour ago). The ``show`` tests with pushes add
+push records (``seed_pushes``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tests.store.storekit import (
     android_push,
     ios_push,
     make_binding,
+    make_push,
 )
 from tests.test_cli import RUNNERS, Outcome, Runner, assert_one_error_line
 
@@ -204,6 +206,91 @@ def test_show_details_include_expired(
     bob = run(["bindings", "show", BOB], tmp_path, monkeypatch)
     assert "(expired 1h00m ago)" in bob.stdout, bob.stdout  # registered 2 h ago for 1 h
     assert "push             none" in bob.stdout
+
+
+def seed_pushes(path: Path, registered: datetime) -> None:
+    """Seven pushes to Alice's iPhone (one a second, the last 10 s before ``registered``; the
+    newest two: a dead-token missedCall and a retried incomingCall that woke the app) and
+    none to her Android phone; one to a device Alice no longer has."""
+
+    async def write() -> None:
+        async with await BindingStore.open(f"sqlite+aiosqlite:///{path}") as store:
+            start = registered - timedelta(seconds=16)
+            for number in range(5):
+                await store.record_push(
+                    make_push(ALICE, IPHONE, at=start + timedelta(seconds=number))
+                )
+            await store.record_push(
+                make_push(
+                    ALICE, IPHONE, at=registered - timedelta(seconds=11), outcome="retry",
+                    status=429, reason="TooManyRequests", latency_ms=2250.0, attempts=3,
+                    reregistered_at=registered,
+                )
+            )  # fmt: skip
+            await store.record_push(
+                make_push(
+                    ALICE, IPHONE, at=registered - timedelta(seconds=10), kind="missedCall",
+                    outcome="token-invalid", status=410, reason="Unregistered", latency_ms=3.25,
+                )
+            )  # fmt: skip
+            await store.record_push(make_push(ALICE, "urn:uuid:old-phone", at=registered))
+
+    asyncio.run(write())
+
+
+@with_runners
+def test_show_lists_each_devices_recent_pushes(
+    run: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeded: datetime
+) -> None:
+    seed_pushes(tmp_path / "sipush.db", seeded)
+    outcome = run(["bindings", "show", ALICE], tmp_path, monkeypatch)
+    assert outcome.exit_code == 0, outcome
+    iphone, android = outcome.stdout.split("\n\n")
+    lines = iphone.splitlines()
+    first = lines.index(next(line for line in lines if "recent pushes" in line))
+    pushed = [line.strip() for line in lines[first:]]
+    stamp = (seeded - timedelta(seconds=10)).strftime("%Y-%m-%d %H:%M:%S.123Z")
+    assert pushed[0] == (
+        f"recent pushes    {stamp} missedCall via apns: token-invalid (410 Unregistered), 3.2 ms"
+    )
+    assert pushed[1].endswith(
+        "incomingCall via apns: retry (429 TooManyRequests), 2.25 s, 3 tries, "
+        "re-registered after 11.0 s"
+    )
+    assert pushed[2].endswith("incomingCall via apns: delivered (200), 41 ms")
+    assert len(pushed) == 5  # the 5 newest of 7
+    assert lines[first + 1].startswith(" " * 19 + "20")  # aligned under the first one
+    assert "recent pushes    none" in android  # pushable, never pushed
+    assert "old-phone" not in outcome.stdout  # no binding, not shown here
+    assert_no_token_leaks(outcome.stdout)
+    one = run(["bindings", "show", ALICE, "--pushes", "1"], tmp_path, monkeypatch)
+    assert one.stdout.count(" via apns: ") == 1
+    hidden = run(["bindings", "show", ALICE, "--pushes", "0"], tmp_path, monkeypatch)
+    assert "recent pushes" not in hidden.stdout and "via apns" not in hidden.stdout
+    bob = run(["bindings", "show", BOB], tmp_path, monkeypatch)
+    assert "recent pushes" not in bob.stdout  # no push info, no pushes
+    bad = run(["bindings", "show", ALICE, "--pushes", "-1"], tmp_path, monkeypatch)
+    assert_one_error_line(bad, "Invalid value for '--pushes': -1 is not in the range x>=0")
+
+
+@with_runners
+def test_show_json_has_each_devices_pushes(
+    run: Runner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seeded: datetime
+) -> None:
+    seed_pushes(tmp_path / "sipush.db", seeded)
+    outcome = run(["bindings", "show", ALICE, "--json", "--pushes", "2"], tmp_path, monkeypatch)
+    assert outcome.exit_code == 0, outcome
+    found = {b["device_id"]: b for b in json.loads(outcome.stdout)}
+    assert found[MASKED_FCM]["pushes"] == []
+    dead, woke = found[IPHONE]["pushes"]
+    assert dead["type"] == "missedCall" and dead["reregistered_at"] is None
+    assert (dead["device_id"], dead["status"], dead["reason"]) == (IPHONE, 410, "Unregistered")
+    assert dead["sent_at"] == (seeded - timedelta(seconds=10)).strftime("%Y-%m-%dT%H:%M:%S.123456Z")
+    assert (woke["outcome"], woke["attempts"], woke["latency_ms"]) == ("retry", 3, 2250.0)
+    assert woke["reregistered_after_s"] == 11.0
+    assert woke["reregistered_at"] == seeded.strftime("%Y-%m-%dT%H:%M:%S.123456Z")
+    listed = run(["bindings", "list", "--json"], tmp_path, monkeypatch)
+    assert all("pushes" not in b for b in json.loads(listed.stdout))  # only show has them
 
 
 @with_runners

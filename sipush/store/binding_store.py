@@ -9,10 +9,17 @@ so there is no session, identity map or flush order to reason about.
 
 * :meth:`BindingStore.open` checks the URL, creates the engine and, when the database has no
   ``bindings`` table, runs ``sql/<dialect>/schema.sql`` (the schema's source of truth) in one
-  transaction. A database written by a newer sipush (``schema_version``) is refused.
+  transaction. A database of an older schema version is upgraded in place, in one transaction
+  (version 1 -> 2: the ``pushes`` table and its indexes, from the same ``schema.sql``); one
+  written by a newer sipush (``schema_version``) is refused.
 * :meth:`BindingStore.apply` commits a whole :class:`~sipush.store.model.ChangeSet` in ONE
   transaction: removals first, then upserts. An upsert replaces the row of its
   ``(aor, device_id)`` but keeps the row's ``created_at``.
+* Push records (:class:`~sipush.store.model.PushRecord`): :meth:`BindingStore.record_push`
+  keeps one per push sent, :meth:`BindingStore.mark_reregistered` stamps the device's recent
+  pushes when its REGISTER is accepted, :meth:`BindingStore.pushes` reads them newest first,
+  and :meth:`BindingStore.purge_expired` deletes those older than ``PUSH_RETENTION`` (7 days)
+  along with the expired bindings.
 * SQLite: the path is made absolute against the working directory at open time. The file is
   switched to WAL journal mode (readers never block the writer, so ``sipush bindings list`` runs
   while ``sipush serve`` writes) with ``synchronous=NORMAL``, and every connection waits up to
@@ -36,28 +43,44 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from errno import ECONNREFUSED
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
-from sqlalchemy import Delete, Insert, Select, delete, event, inspect, select
+from sqlalchemy import (
+    Delete,
+    Insert,
+    Select,
+    Update,
+    delete,
+    event,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
 from sipush.errors import StoreError
-from sipush.store.model import ALL_DEVICES, Binding, ChangeSet, as_utc
+from sipush.store.model import ALL_DEVICES, Binding, ChangeSet, PushRecord, as_utc
 from sipush.store.tables import (
+    ADDED_TABLES,
     KEY_COLUMNS,
+    OLDEST_UPGRADABLE,
     SCHEMA_VERSION,
     binding_to_row,
     bindings,
+    push_record_to_row,
     row_to_binding,
+    row_to_push_record,
     schema_version,
 )
+from sipush.store.tables import pushes as push_table
 
 _T = TypeVar("_T")
 
@@ -69,6 +92,8 @@ DEFAULT_BUSY_TIMEOUT: Final = 5.0  # seconds a SQLite connection waits for anoth
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0  # seconds to reach PostgreSQL
 RETRIED_SQLSTATES: Final = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 MAX_ATTEMPTS: Final = 3
+PUSH_RETENTION: Final = timedelta(days=7)  # purge_expired deletes push records older than this
+REREGISTER_WINDOW: Final = timedelta(minutes=2)  # mark_reregistered: pushes this recent count
 _SCHEMA_LOCK_KEY: Final = 0x5150_5553_4800  # pg_advisory_xact_lock key: "sipush" schema setup
 _WRITE_OPTION: Final = "sipush_write"  # execution option: begin the transaction IMMEDIATE
 _URL_EXAMPLES: Final = "sqlite+aiosqlite:///sipush.db or postgresql+asyncpg://USER@HOST:5432/DB"
@@ -208,11 +233,84 @@ class BindingStore:
             "delete bindings", _delete_statement(aor, device_id or ALL_DEVICES)
         )
 
-    async def purge_expired(self, now: datetime) -> int:
-        """Remove every binding whose ``expires_at`` is reached at ``now``; return how many."""
+    async def purge_expired(
+        self, now: datetime, *, push_retention: timedelta = PUSH_RETENTION
+    ) -> int:
+        """Remove every binding whose ``expires_at`` is reached at ``now``; return how many.
+
+        In the same transaction, push records sent more than ``push_retention`` (default
+        ``PUSH_RETENTION``, 7 days) before ``now`` are deleted too; they are not counted.
+        """
         moment = as_utc(now, "now")
-        statement = delete(bindings).where(bindings.c.expires_at <= moment)
-        return await self._write_count("purge expired bindings", statement)
+        cutoff = moment - _non_negative(push_retention, "push_retention")
+
+        async def body(conn: AsyncConnection) -> int:
+            result = await conn.execute(delete(bindings).where(bindings.c.expires_at <= moment))
+            await conn.execute(delete(push_table).where(push_table.c.sent_at < cutoff))
+            return int(result.rowcount)
+
+        return await self._write("purge expired bindings", body)
+
+    async def record_push(self, record: PushRecord) -> int:
+        """Store ``record`` (one push sent) and return the id the database gave it.
+
+        ``record.id`` must be ``None``: the store assigns ids (increasing, never reused).
+        """
+        if not isinstance(record, PushRecord):
+            raise TypeError(f"record_push takes a PushRecord, got {record!r}")
+        if record.id is not None:
+            raise ValueError(f"this push record is stored already (id {record.id})")
+        statement = insert(push_table).values(push_record_to_row(record)).returning(push_table.c.id)
+
+        async def body(conn: AsyncConnection) -> int:
+            return int((await conn.execute(statement)).scalar_one())
+
+        return await self._write("record a push", body)
+
+    async def mark_reregistered(
+        self,
+        aor: str,
+        device_id: str,
+        at: datetime,
+        *,
+        within: timedelta = REREGISTER_WINDOW,
+    ) -> int:
+        """The device's REGISTER was accepted at ``at``: set ``reregistered_at = at`` on its push
+        records sent from ``at - within`` to ``at`` (inclusive) that have none yet; return how
+        many. Older pushes (the app did not come back for them) and records already stamped
+        (by an earlier REGISTER) keep theirs."""
+        moment = as_utc(at, "at")
+        since = moment - _non_negative(within, "within")
+        statement = (
+            update(push_table)
+            .where(
+                push_table.c.aor == aor,
+                push_table.c.device_id == device_id,
+                push_table.c.reregistered_at.is_(None),
+                push_table.c.sent_at >= since,
+                push_table.c.sent_at <= moment,
+            )
+            .values(reregistered_at=moment)
+        )
+        return await self._write_count("mark pushes re-registered", statement)
+
+    async def pushes(
+        self, aor: str | None = None, *, device_id: str | None = None, limit: int = 100
+    ) -> builtins.list[PushRecord]:
+        """Push records, newest first (by ``sent_at``, then id): of ``aor`` (every AOR when
+        ``None``), of one ``device_id`` if given; at most ``limit`` (>= 1)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be an int >= 1, got {limit!r}")
+        query: Select[Any] = select(push_table).order_by(
+            push_table.c.sent_at.desc(), push_table.c.id.desc()
+        )
+        if aor is not None:
+            query = query.where(push_table.c.aor == aor)
+        if device_id is not None:
+            query = query.where(push_table.c.device_id == device_id)
+        async with self._transaction("read push records", write=False) as conn:
+            result = await conn.execute(query.limit(limit))
+            return [row_to_push_record(row) for row in result.mappings()]
 
     async def close(self) -> None:
         """Release every connection. Idempotent; the store is unusable afterwards."""
@@ -267,7 +365,7 @@ class BindingStore:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _write_count(self, action: str, statement: Delete) -> int:
+    async def _write_count(self, action: str, statement: Delete | Update) -> int:
         async def body(conn: AsyncConnection) -> int:
             result = await conn.execute(statement)
             return int(result.rowcount)
@@ -299,21 +397,41 @@ class BindingStore:
 
     async def _prepare_schema(self, schema: str | None, *, create: bool) -> None:
         """Check the schema version; without a ``bindings`` table, run ``sql/<dialect>/schema.sql``
-        (``create``) or refuse. The check is a read, so it never waits for another writer."""
+        (``create``) or refuse; upgrade an older version (even with ``create=False``: the store
+        exists, it only gains tables). The checks are reads, so they never wait for a writer."""
         async with self._transaction("read the schema", write=False) as conn:
             present = await conn.run_sync(_has_table, bindings.name)
         if not present:
             if not create:
                 raise StoreError(f"no binding store in the {self._where}: it has no tables yet")
             await self._create_schema(schema)
-        async with self._transaction("read the schema version", write=False) as conn:
-            if not await conn.run_sync(_has_table, schema_version.name):
-                raise StoreError(f"{self._where} has a bindings table but no schema_version table")
-            found = (await conn.execute(select(schema_version.c.version))).scalar()
+        found = await self._schema_version()
+        if isinstance(found, int) and OLDEST_UPGRADABLE <= found < SCHEMA_VERSION:
+            await self._upgrade_schema()
+            found = await self._schema_version()
         if found != SCHEMA_VERSION:
             raise StoreError(
                 f"{self._where} has schema version {found}; this sipush reads {SCHEMA_VERSION}"
             )
+
+    async def _schema_version(self) -> Any:
+        async with self._transaction("read the schema version", write=False) as conn:
+            return await _read_schema_version(conn, self._where)
+
+    async def _upgrade_schema(self) -> None:
+        """Bring an older database to ``SCHEMA_VERSION`` in one transaction: create the tables
+        (and their indexes) of ``ADDED_TABLES`` from ``schema.sql``, then set the version. Safe
+        against concurrent openers: they serialise (SQLite: BEGIN IMMEDIATE; PostgreSQL: the
+        schema advisory lock) and the later ones find the work done."""
+        async with self._transaction("upgrade the schema", write=True) as conn:
+            if not self._is_sqlite:
+                await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_SCHEMA_LOCK_KEY})")
+            found = await _read_schema_version(conn, self._where)
+            if not isinstance(found, int) or not OLDEST_UPGRADABLE <= found < SCHEMA_VERSION:
+                return  # done meanwhile by another opener (or not ours to upgrade)
+            for statement in upgrade_statements(conn.dialect.name, found):
+                await conn.exec_driver_sql(statement)
+            await conn.execute(update(schema_version).values(version=SCHEMA_VERSION))
 
     async def _create_schema(self, schema: str | None) -> None:
         """Run the DDL in one transaction, unless a concurrent opener just did."""
@@ -328,9 +446,43 @@ class BindingStore:
                     await conn.exec_driver_sql(statement)
 
 
+async def _read_schema_version(conn: AsyncConnection, where: str) -> Any:
+    if not await conn.run_sync(_has_table, schema_version.name):
+        raise StoreError(f"{where} has a bindings table but no schema_version table")
+    return (await conn.execute(select(schema_version.c.version))).scalar()
+
+
+_CREATES = re.compile(
+    r"^CREATE\s+(?:TABLE\s+(?P<table>\w+)|(?:UNIQUE\s+)?INDEX\s+\w+\s+ON\s+(?P<indexed>\w+))",
+    re.IGNORECASE,
+)
+
+
+def upgrade_statements(dialect: str, from_version: int) -> builtins.list[str]:
+    """The statements of ``sql/<dialect>/schema.sql`` that upgrade a database of schema version
+    ``from_version``: those creating the tables that later versions added (``ADDED_TABLES``)
+    and their indexes, in file order. Not the version update."""
+    added = {
+        table
+        for version, tables in ADDED_TABLES.items()
+        if version > from_version
+        for table in tables
+    }
+    chosen = []
+    for statement in schema_statements(dialect):
+        match = _CREATES.match(statement)
+        if match and (match["table"] or match["indexed"]) in added:
+            chosen.append(statement)
+    return chosen
+
+
 def schema_statements(dialect: str) -> builtins.list[str]:
     """The statements of ``sql/<dialect>/schema.sql`` (comments removed), in order."""
-    path = SQL_DIR / dialect / "schema.sql"
+    return sql_statements(SQL_DIR / dialect / "schema.sql")
+
+
+def sql_statements(path: Path) -> builtins.list[str]:
+    """The statements of the SQL file at ``path`` (``--`` comments removed), in order."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
@@ -440,6 +592,12 @@ def _delete_statement(aor: str, device_id: str) -> Delete:
     if device_id != ALL_DEVICES:
         statement = statement.where(bindings.c.device_id == device_id)
     return statement
+
+
+def _non_negative(span: timedelta, name: str) -> timedelta:
+    if not isinstance(span, timedelta) or span < timedelta(0):
+        raise ValueError(f"{name} must be a timedelta >= 0, got {span!r}")
+    return span
 
 
 def _has_table(connection: Connection, name: str) -> bool:

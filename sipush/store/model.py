@@ -1,4 +1,5 @@
-"""The binding store's value types: a :class:`Binding` per (AOR, device), and :class:`ChangeSet`.
+"""The binding store's value types: a :class:`Binding` per (AOR, device), :class:`ChangeSet`,
+and :class:`PushRecord` (one push sipush sent, with its outcome).
 
 A binding is what sipush learned from one REGISTER that the PBX accepted with a 2xx
 (ARCHITECTURE.md, idea 4): where the device's app is now (the Contact the PBX returned and the
@@ -7,13 +8,19 @@ for an app that sent no push parameters). The proxy turns (existing bindings, RE
 now) into a :class:`ChangeSet`; :meth:`sipush.store.BindingStore.apply` commits it in one
 database transaction.
 
-Both types are frozen and validated in the constructor. Every timestamp must be timezone-aware
+Every push sipush sends is kept as a :class:`PushRecord` (``BindingStore.record_push``), and
+the device's next accepted REGISTER stamps it with ``reregistered_at``
+(``BindingStore.mark_reregistered``), so that "did the app wake up, and how fast" can be read
+back with ``sipush pushes list``.
+
+All these types are frozen and validated in the constructor. Every timestamp must be timezone-aware
 and is normalised to UTC, so a binding read back from either database equals the one written.
 This module imports no database library: the proxy's pure functions can use it alone.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -25,6 +32,10 @@ ALL_DEVICES = "*"
 """``device_id`` of a removal that removes every binding of an AOR (like ``Contact: *``)."""
 
 TIMESTAMP_FIELDS = ("expires_at", "registered_at", "created_at")
+
+PUSH_OUTCOMES = ("delivered", "retry", "token-invalid", "failed")
+"""A push's outcome: the values of :data:`sipush.push.notification.Outcome` (a test keeps the
+two in step; this module imports nothing from the push layer)."""
 
 
 def as_utc(value: datetime, name: str) -> datetime:
@@ -121,3 +132,87 @@ class ChangeSet:
 
     def __bool__(self) -> bool:
         return bool(self.upserts or self.removals)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PushRecord:
+    """One push sipush sent to one device, as it ended (after any retries).
+
+    ``id``: assigned by the store (``BindingStore.record_push`` returns it; records read back
+    carry it); ``None`` for a record not stored yet.
+    ``aor``, ``device_id``: the binding pushed (as in :class:`Binding`).
+    ``kind``: the notification type (``incomingCall``, ``missedCall``, ...).
+    ``provider``: ``apns``, ``fcm``, ...
+    ``outcome``: the last attempt's :data:`PUSH_OUTCOMES` value (``retry`` means the retries ran
+    out, e.g. at the hold deadline).
+    ``status``, ``reason``: the push service's HTTP status and reason (``410``,
+    ``Unregistered``), when it gave them. ``call_id``: the SIP Call-ID the push was about.
+    ``sent_at``: when the (first) push request went out, UTC.
+    ``latency_ms``: from the SIP request reaching sipush to the provider's (last) answer.
+    ``attempts``: how many requests it took (1 without retries).
+    ``reregistered_at``: when the woken device's REGISTER was accepted (the PBX's 2xx), UTC;
+    ``None`` until then (and for good if the app never came back).
+    """
+
+    id: int | None = None
+    aor: str
+    device_id: str
+    kind: str
+    provider: str
+    outcome: str
+    status: int | None = None
+    reason: str | None = None
+    call_id: str | None = None
+    sent_at: datetime
+    latency_ms: float
+    attempts: int = 1
+    reregistered_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.id is not None and not _is_int(self.id, minimum=1):
+            raise ValueError(f"a push record id is a positive int or None, got {self.id!r}")
+        for name in ("aor", "device_id", "kind", "provider"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value:
+                raise ValueError(
+                    f"a push record's {name} must be a non-empty string, got {value!r}"
+                )
+        if self.outcome not in PUSH_OUTCOMES:
+            raise ValueError(
+                f"outcome must be one of {', '.join(PUSH_OUTCOMES)}, got {self.outcome!r}"
+            )
+        if self.status is not None and not _is_int(self.status, minimum=100, maximum=599):
+            raise ValueError(
+                f"status must be an HTTP status (100-599) or None, got {self.status!r}"
+            )
+        latency = self.latency_ms
+        if (
+            isinstance(latency, bool)
+            or not isinstance(latency, int | float)
+            or not math.isfinite(latency)
+            or latency < 0
+        ):
+            raise ValueError(f"latency_ms must be a finite number >= 0, got {latency!r}")
+        object.__setattr__(self, "latency_ms", float(latency))
+        if not _is_int(self.attempts, minimum=1):
+            raise ValueError(f"attempts must be an int >= 1, got {self.attempts!r}")
+        object.__setattr__(self, "sent_at", as_utc(self.sent_at, "sent_at"))
+        if self.reregistered_at is not None:
+            moment = as_utc(self.reregistered_at, "reregistered_at")
+            object.__setattr__(self, "reregistered_at", moment)
+
+    @property
+    def reregistered_after(self) -> float | None:
+        """Seconds from ``sent_at`` to ``reregistered_at``; ``None`` while the app has not."""
+        if self.reregistered_at is None:
+            return None
+        return (self.reregistered_at - self.sent_at).total_seconds()
+
+
+def _is_int(value: object, *, minimum: int, maximum: int | None = None) -> bool:
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and value >= minimum
+        and (maximum is None or value <= maximum)
+    )

@@ -1,15 +1,22 @@
-"""SQLAlchemy Core table definitions of the binding store, and Binding <-> row conversion.
+"""SQLAlchemy Core table definitions of the binding store, and value <-> row conversion.
 
 The DDL in ``sql/<dialect>/schema.sql`` is the source of truth and is what creates the tables;
 these definitions describe the same tables for building queries, and
 ``tests/store/test_schema.py`` reflects a freshly created database and proves the two agree
 (columns and their order, types, nullability, primary key, indexes).
 
-One row per (AOR, device). The push fields of :class:`~sipush.push.params.PushInfo` are
-flattened into nullable columns; ``provider IS NULL`` means "no push info" (``push=None``).
+``bindings``: one row per (AOR, device). The push fields of
+:class:`~sipush.push.params.PushInfo` are flattened into nullable columns; ``provider IS NULL``
+means "no push info" (``push=None``).
 Timestamps go through :class:`UtcDateTime`: ``TIMESTAMP WITH TIME ZONE`` on PostgreSQL; on
 SQLite (which has no date type) fixed-width UTC text, ``2026-11-22 10:00:00.000000``, so that
 text order is time order and ``expires_at <= :now`` compares correctly.
+
+``pushes``: one row per push sent (:class:`~sipush.store.model.PushRecord`), ``id`` assigned by
+the database; kept for ``PUSH_RETENTION`` (``BindingStore.purge_expired``).
+
+Schema versions: 1 had ``bindings`` and ``schema_version``; 2 added ``pushes``
+(``ADDED_TABLES``). ``BindingStore.open`` upgrades an older database in place.
 """
 
 from __future__ import annotations
@@ -20,10 +27,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
     Dialect,
+    Double,
     Index,
     Integer,
     MetaData,
@@ -33,10 +42,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-from sipush.store.model import Binding, as_utc
+from sipush.store.model import Binding, PushRecord, as_utc
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """What ``sql/<dialect>/schema.sql`` writes into ``schema_version``; bump with a migration."""
+
+ADDED_TABLES: Mapping[int, tuple[str, ...]] = {2: ("pushes",)}
+"""The tables each schema version added. Upgrading a database from version N runs, in one
+transaction, the ``CREATE TABLE`` and ``CREATE INDEX`` statements of ``schema.sql`` for the
+tables of every version after N, then sets ``schema_version``. Only additive changes can be
+upgraded this way; anything else needs a real migration."""
+
+OLDEST_UPGRADABLE = 1
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -95,6 +112,30 @@ bindings = Table(
     Index("bindings_expires_at", "expires_at"),
 )
 
+pushes = Table(
+    "pushes",
+    metadata,
+    # BIGINT GENERATED ALWAYS AS IDENTITY on PostgreSQL; SQLite: INTEGER PRIMARY KEY AUTOINCREMENT
+    # (the rowid, never reused after a purge).
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), nullable=False),
+    Column("aor", Text, nullable=False),
+    Column("device_id", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("provider", Text, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("status", Integer, nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("call_id", Text, nullable=True),
+    Column("sent_at", UtcDateTime, nullable=False),
+    Column("latency_ms", Double, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("reregistered_at", UtcDateTime, nullable=True),
+    PrimaryKeyConstraint("id", name="pushes_pkey"),
+    Index("pushes_aor_sent_at", "aor", "sent_at"),
+    Index("pushes_aor_device_sent_at", "aor", "device_id", "sent_at"),
+    Index("pushes_sent_at", "sent_at"),
+)
+
 schema_version = Table(
     "schema_version",
     metadata,
@@ -137,3 +178,17 @@ def row_to_binding(row: Mapping[str, Any]) -> Binding:
 
         push = PushInfo(**{field: row[column] for field, column in PUSH_COLUMNS.items()})
     return Binding(**{name: row[name] for name in BINDING_COLUMNS}, push=push)
+
+
+PUSH_RECORD_COLUMNS = tuple(field.name for field in dataclasses.fields(PushRecord))
+"""The ``pushes`` columns, named like the PushRecord fields."""
+
+
+def push_record_to_row(record: PushRecord) -> dict[str, Any]:
+    """The ``pushes`` row of ``record``, without ``id`` (the database assigns it)."""
+    return {name: getattr(record, name) for name in PUSH_RECORD_COLUMNS if name != "id"}
+
+
+def row_to_push_record(row: Mapping[str, Any]) -> PushRecord:
+    """The :class:`PushRecord` of a ``pushes`` row."""
+    return PushRecord(**{name: row[name] for name in PUSH_RECORD_COLUMNS})

@@ -1,8 +1,12 @@
--- sipush binding store, SQLite. Schema version 1.
+-- sipush binding store, SQLite. Schema version 2.
 --
 -- The source of truth for the schema: `BindingStore.open` runs this file (each statement, in
 -- one transaction) when the database has no `bindings` table yet, and
 -- tests/store/test_schema.py proves it matches sipush/store/tables.py.
+--
+-- Version 1 had `bindings` and `schema_version`; version 2 added `pushes`. `open` upgrades a
+-- version-1 database in place by running this file's CREATE statements for `pushes` and its
+-- indexes (sipush/store/tables.py: ADDED_TABLES), then setting the version, in one transaction.
 --
 -- SQLite has no date type: timestamps are UTC as fixed-width text, '2026-11-22 10:00:00.000000',
 -- so that text order is time order. Booleans are 0/1.
@@ -36,8 +40,32 @@ CREATE TABLE bindings (
 
 CREATE INDEX bindings_expires_at ON bindings (expires_at);
 
+-- One row per push sent (sipush/store/model.py: PushRecord); kept for 7 days
+-- (BindingStore.purge_expired).
+CREATE TABLE pushes (
+    id              INTEGER  NOT NULL CONSTRAINT pushes_pkey PRIMARY KEY AUTOINCREMENT,
+    aor             TEXT     NOT NULL,  -- the binding pushed: AOR ...
+    device_id       TEXT     NOT NULL,  -- ... and device (as in bindings)
+    kind            TEXT     NOT NULL,  -- incomingCall | cancelIncomingCall | missedCall | ...
+    provider        TEXT     NOT NULL,  -- apns | fcm | webpush
+    outcome         TEXT     NOT NULL,  -- delivered | retry | token-invalid | failed
+    status          INTEGER,            -- the push service's HTTP status, e.g. 410
+    reason          TEXT,               -- its reason, e.g. Unregistered
+    call_id         TEXT,               -- the SIP Call-ID the push was about
+    sent_at         DATETIME NOT NULL,  -- UTC, when the (first) push request went out
+    latency_ms      DOUBLE   NOT NULL,  -- SIP request reaching sipush -> the provider's answer
+    attempts        INTEGER  NOT NULL,  -- push requests it took (1 without retries)
+    reregistered_at DATETIME            -- UTC, when the woken device's REGISTER was accepted
+);
+
+CREATE INDEX pushes_aor_sent_at ON pushes (aor, sent_at);
+
+CREATE INDEX pushes_aor_device_sent_at ON pushes (aor, device_id, sent_at);
+
+CREATE INDEX pushes_sent_at ON pushes (sent_at);  -- the retention purge
+
 CREATE TABLE schema_version (
     version INTEGER NOT NULL
 );
 
-INSERT INTO schema_version (version) VALUES (1);
+INSERT INTO schema_version (version) VALUES (2);

@@ -18,13 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from sipush.push.params import PushInfo
-from sipush.store import Binding, BindingStore
+from sipush.store import Binding, BindingStore, PushRecord
+from sipush.store.binding_store import sql_statements
+from sipush.store.tables import binding_to_row, bindings
 
 POSTGRESQL_URL = os.environ.get(
     "SIPUSH_TEST_POSTGRESQL_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -32,6 +34,7 @@ POSTGRESQL_URL = os.environ.get(
 T0 = datetime(2026, 11, 22, 10, 0, 0, 123456, tzinfo=UTC)
 APNS_VOIP_TOKEN = "3f1a9c" + "0" * 54 + "2468"  # 64 hex digits, like an APNs token
 APNS_ALERT_TOKEN = "a1b2c3" + "f" * 54 + "9999"
+SCHEMA_V1_DIR = Path(__file__).parent / "schema_v1"  # the DDL of schema version 1, verbatim
 
 
 def make_binding(
@@ -62,6 +65,32 @@ def make_binding(
     }
     fields.update(changes)
     return Binding(**fields)
+
+
+def make_push(
+    aor: str = "sip:alice@example.com",
+    device_id: str = "<urn:uuid:00000000-0000-4000-8000-000000000001>",
+    *,
+    at: datetime = T0,
+    **changes: Any,
+) -> PushRecord:
+    """A delivered incomingCall APNs push sent at ``at`` (not stored: no id); override anything."""
+    fields: dict[str, Any] = {
+        "aor": aor,
+        "device_id": device_id,
+        "kind": "incomingCall",
+        "provider": "apns",
+        "outcome": "delivered",
+        "status": 200,
+        "reason": None,
+        "call_id": f"call-{uuid.uuid4().hex[:12]}@127.0.0.1",
+        "sent_at": at,
+        "latency_ms": 41.25,
+        "attempts": 1,
+        "reregistered_at": None,
+    }
+    fields.update(changes)
+    return PushRecord(**fields)
 
 
 def ios_push(**changes: Any) -> PushInfo:
@@ -99,6 +128,25 @@ class Backend:
         if self.schema is not None:
             options.setdefault("schema", self.schema)
         return await BindingStore.open(self.url, **options)
+
+
+async def create_v1_database(backend: Backend, saved: tuple[Binding, ...] = ()) -> None:
+    """Make ``backend`` a database as sipush wrote it at schema version 1 (``schema_v1/``), with
+    ``saved`` in its ``bindings`` table (unchanged since version 1). Not through the store: its
+    ``open`` would upgrade it."""
+    options: dict[str, Any] = {"connect_args": {"timeout": 10}}
+    if backend.schema is not None:
+        await execute_sql(backend.url, f'CREATE SCHEMA IF NOT EXISTS "{backend.schema}"')
+        options["connect_args"]["server_settings"] = {"search_path": backend.schema}
+    engine = create_async_engine(backend.url, **options)
+    try:
+        async with engine.begin() as connection:
+            for statement in sql_statements(SCHEMA_V1_DIR / f"{backend.name}.sql"):
+                await connection.exec_driver_sql(statement)
+            if saved:
+                await connection.execute(insert(bindings), [binding_to_row(b) for b in saved])
+    finally:
+        await engine.dispose()
 
 
 def sqlite_backend(directory: Path) -> Backend:

@@ -1,4 +1,6 @@
-"""The BindingStore contract, run against every backend: SQLite (a file) and real PostgreSQL.
+"""The BindingStore contract, run against every backend: SQLite (a file) and real PostgreSQL:
+bindings (apply, get, list, delete, purge) and push records (record_push, mark_reregistered,
+pushes, and their retention in purge_expired).
 
 Each test gets an empty database (``backend`` fixture: a tmp SQLite file, or a fresh PostgreSQL
 schema dropped afterwards) and talks to it only through the public API, except where a test
@@ -18,7 +20,7 @@ from sipush.errors import StoreError
 from sipush.push.params import PushInfo
 from sipush.store import ChangeSet
 from sipush.store.tables import PUSH_COLUMNS, bindings
-from tests.store.storekit import T0, Backend, android_push, ios_push, make_binding
+from tests.store.storekit import T0, Backend, android_push, ios_push, make_binding, make_push
 
 ALICE = "sip:alice@example.com"
 BOB = "sip:bob@example.com"
@@ -293,3 +295,190 @@ async def test_open_without_create_refuses_a_missing_store(backend: Backend) -> 
         pass
     async with await backend.open(create=False) as store:
         assert await store.list() == []
+
+
+# -- push records -------------------------------------------------------------------------------
+
+
+async def test_record_push_assigns_increasing_ids_and_reads_back_equal(backend: Backend) -> None:
+    delivered = make_push(ALICE, PHONE, latency_ms=83.125, call_id="abc@10.0.0.1")
+    dead = make_push(
+        ALICE, TABLET, at=T0 + timedelta(seconds=1), provider="fcm", outcome="token-invalid",
+        status=404, reason="UNREGISTERED", call_id=None, latency_ms=0.5, attempts=1,
+    )  # fmt: skip
+    retried = make_push(
+        BOB, PHONE, at=T0 + timedelta(seconds=2), kind="messageReceived", outcome="retry",
+        status=429, reason="TooManyRequests", latency_ms=29999.999, attempts=4,
+        reregistered_at=T0 + timedelta(seconds=9),
+    )  # fmt: skip
+    async with await backend.open() as store:
+        ids = [await store.record_push(record) for record in (delivered, dead, retried)]
+        assert ids == sorted(ids) and len(set(ids)) == 3 and ids[0] >= 1
+        found = await store.pushes()
+        stored = [
+            dataclasses.replace(r, id=i)
+            for r, i in zip((delivered, dead, retried), ids, strict=True)
+        ]
+        assert found == stored[::-1]  # newest first, every field as written
+        assert found[0].latency_ms == 29999.999 and found[0].reregistered_after == 7.0
+
+
+async def test_record_push_refuses_stored_records_and_other_values(backend: Backend) -> None:
+    async with await backend.open() as store:
+        record_id = await store.record_push(make_push())
+        with pytest.raises(ValueError, match=f"stored already \\(id {record_id}\\)"):
+            await store.record_push(make_push(id=record_id))
+        with pytest.raises(TypeError, match="takes a PushRecord"):
+            await store.record_push(make_binding())  # type: ignore[arg-type]
+        broken = make_push(BOB)
+        object.__setattr__(broken, "kind", None)  # bypass validation: NOT NULL must fire
+        with pytest.raises(StoreError, match="cannot record a push") as caught:
+            await store.record_push(broken)
+        assert "\n" not in str(caught.value)
+        assert [r.id for r in await store.pushes()] == [record_id]  # nothing else went in
+
+
+async def test_pushes_filters_orders_and_limits(backend: Backend) -> None:
+    plan = [
+        (ALICE, PHONE, 0),
+        (ALICE, TABLET, 1),
+        (BOB, PHONE, 2),
+        (ALICE, PHONE, 3),
+        (ALICE, PHONE, 3),  # the same instant: the later id first
+        (ALICE, TABLET, 5),
+    ]
+    async with await backend.open() as store:
+        ids = [
+            await store.record_push(make_push(aor, device, at=T0 + timedelta(seconds=offset)))
+            for aor, device, offset in plan
+        ]
+
+        async def ids_of(*args: str | None, **options: str | int | None) -> list[int | None]:
+            return [record.id for record in await store.pushes(*args, **options)]  # type: ignore[arg-type]
+
+        assert await ids_of() == [ids[5], ids[4], ids[3], ids[2], ids[1], ids[0]]
+        assert await ids_of(ALICE) == [ids[5], ids[4], ids[3], ids[1], ids[0]]
+        assert await ids_of(ALICE, device_id=PHONE) == [ids[4], ids[3], ids[0]]
+        assert await ids_of(None, device_id=PHONE) == [ids[4], ids[3], ids[2], ids[0]]
+        assert await ids_of(ALICE, limit=2) == [ids[5], ids[4]]
+        assert await ids_of(ALICE, device_id=TABLET, limit=1) == [ids[5]]
+        assert await ids_of("sip:nobody@example.com") == []
+        assert len(await store.pushes(limit=100)) == 6
+        for bad in (0, -1, True, 2.5):
+            with pytest.raises(ValueError, match="limit must be an int >= 1"):
+                await store.pushes(limit=bad)  # type: ignore[arg-type]
+
+
+async def test_default_limit_is_100_newest(backend: Backend) -> None:
+    async with await backend.open() as store:
+        for number in range(105):
+            await store.record_push(make_push(at=T0 + timedelta(seconds=number)))
+        found = await store.pushes(ALICE)
+        assert len(found) == 100
+        assert found[0].sent_at == T0 + timedelta(seconds=104)
+        assert found[-1].sent_at == T0 + timedelta(seconds=5)
+
+
+async def test_mark_reregistered_stamps_the_devices_recent_pushes(backend: Backend) -> None:
+    register = T0 + timedelta(minutes=10)
+    records = {
+        "too-old": make_push(ALICE, PHONE, at=register - timedelta(minutes=2, microseconds=1)),
+        "window-start": make_push(ALICE, PHONE, at=register - timedelta(minutes=2)),
+        "recent": make_push(ALICE, PHONE, at=register - timedelta(seconds=1)),
+        "same-instant": make_push(ALICE, PHONE, at=register, outcome="failed"),
+        "after": make_push(ALICE, PHONE, at=register + timedelta(microseconds=1)),
+        "stamped": make_push(
+            ALICE,
+            PHONE,
+            at=register - timedelta(seconds=30),
+            reregistered_at=register - timedelta(seconds=20),
+        ),
+        "other-device": make_push(ALICE, TABLET, at=register - timedelta(seconds=1)),
+        "other-aor": make_push(BOB, PHONE, at=register - timedelta(seconds=1)),
+    }
+    async with await backend.open() as store:
+        ids = {name: await store.record_push(record) for name, record in records.items()}
+        assert await store.mark_reregistered(ALICE, PHONE, register) == 3
+        stamped = {r.id or 0: r.reregistered_at for r in await store.pushes()}
+        names = {record_id: name for name, record_id in ids.items()}
+        now_stamped = {names[i] for i, at in stamped.items() if at == register}
+        assert now_stamped == {"window-start", "recent", "same-instant"}
+        assert stamped[ids["stamped"]] == register - timedelta(seconds=20)  # keeps the first
+        for name in ("too-old", "after", "other-device", "other-aor"):
+            assert stamped[ids[name]] is None, name
+        # The next REGISTER stamps only "after" (sent 1 µs past the first REGISTER); the other
+        # device's REGISTER stamps its own push.
+        assert await store.mark_reregistered(ALICE, PHONE, register + timedelta(seconds=5)) == 1
+        newest = (await store.pushes(ALICE, device_id=PHONE, limit=1))[0]
+        assert newest.id == ids["after"] and newest.reregistered_after == 4.999999
+        assert await store.mark_reregistered(ALICE, PHONE, register + timedelta(seconds=6)) == 0
+        assert await store.mark_reregistered(ALICE, TABLET, register) == 1
+        assert await store.mark_reregistered("sip:nobody@example.com", PHONE, register) == 0
+
+
+async def test_mark_reregistered_window_and_arguments(backend: Backend) -> None:
+    zone = timezone(timedelta(hours=9))
+    async with await backend.open() as store:
+        await store.record_push(make_push(ALICE, PHONE, at=T0))
+        later = T0 + timedelta(minutes=5)
+        assert await store.mark_reregistered(ALICE, PHONE, later) == 0  # past the 2 min default
+        wide = timedelta(minutes=5)
+        assert await store.mark_reregistered(ALICE, PHONE, later.astimezone(zone), within=wide) == 1
+        (found,) = await store.pushes()
+        assert found.reregistered_at == later and found.reregistered_at.tzinfo is UTC
+        assert found.reregistered_after == 300.0
+        with pytest.raises(ValueError, match="timezone-aware"):
+            await store.mark_reregistered(ALICE, PHONE, datetime(2026, 1, 1))
+        with pytest.raises(ValueError, match="within must be a timedelta >= 0"):
+            await store.mark_reregistered(ALICE, PHONE, later, within=timedelta(seconds=-1))
+        exact = make_push(ALICE, TABLET, at=later)
+        await store.record_push(exact)
+        assert await store.mark_reregistered(ALICE, TABLET, later, within=timedelta(0)) == 1
+
+
+async def test_purge_expired_also_drops_pushes_past_the_retention(backend: Backend) -> None:
+    now = T0 + timedelta(days=30)
+    async with await backend.open() as store:
+        await store.apply(ChangeSet(upserts=(make_binding(ALICE, PHONE, expires_in=60),)))
+        old = await store.record_push(make_push(at=now - timedelta(days=7, microseconds=1)))
+        edge = await store.record_push(make_push(at=now - timedelta(days=7)))
+        fresh = await store.record_push(make_push(at=now - timedelta(hours=1)))
+        assert await store.purge_expired(now) == 1  # the count is of bindings only
+        assert [r.id for r in await store.pushes()] == [fresh, edge]
+        assert await store.purge_expired(now, push_retention=timedelta(hours=2)) == 0
+        assert [r.id for r in await store.pushes()] == [fresh]
+        assert await store.purge_expired(now, push_retention=timedelta(0)) == 0
+        assert await store.pushes() == []
+        # Ids are never reused, even once every row has gone.
+        assert await store.record_push(make_push(at=now)) > max(old, edge, fresh)
+        with pytest.raises(ValueError, match="push_retention must be a timedelta >= 0"):
+            await store.purge_expired(now, push_retention=timedelta(days=-1))
+
+
+async def test_deleting_bindings_keeps_their_push_history(backend: Backend) -> None:
+    async with await backend.open() as store:
+        await store.apply(ChangeSet(upserts=(make_binding(ALICE, PHONE),)))
+        await store.record_push(make_push(ALICE, PHONE))
+        await store.delete(ALICE)
+        await store.purge_expired(T0 + timedelta(days=1))
+        assert [r.device_id for r in await store.pushes(ALICE)] == [PHONE]
+
+
+async def test_concurrent_push_records_from_two_stores(backend: Backend) -> None:
+    first, second = await backend.open(), await backend.open()
+    try:
+
+        async def record(number: int) -> int:
+            store = (first, second)[number % 2]
+            at = T0 + timedelta(milliseconds=number)
+            record_id = await store.record_push(make_push(ALICE, f"device-{number % 3}", at=at))
+            await store.mark_reregistered(ALICE, f"device-{(number + 1) % 3}", at)
+            return record_id
+
+        ids = await asyncio.gather(*(record(number) for number in range(40)))
+        assert len(set(ids)) == 40
+        found = await first.pushes(limit=1000)
+        assert sorted(r.id for r in found if r.id is not None) == sorted(ids)
+    finally:
+        await first.close()
+        await second.close()
