@@ -43,6 +43,7 @@ import signal
 import socket
 import ssl
 import sys
+import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
@@ -76,7 +77,7 @@ from sipush.sip import (
 from sipush.sip.message import Message
 from sipush.sip.timers import TimerConfig
 from sipush.sip.transaction_tables import TransactionError
-from sipush.store import BindingStore
+from sipush.store import Binding, BindingStore
 from sipush.transport.events import FlowClosed, Malformed, Received, TransportEvent
 from sipush.transport.flow import Flow
 from sipush.transport.layer import TransportLayer
@@ -242,7 +243,8 @@ class SipServer:
         elif isinstance(outcome, Forward):
             app_flow = outcome.target.flow
             if WakeService.applies(request, outcome):
-                self._spawn(self.wake.handle(tx, request, outcome, flow.transport))
+                arrived = time.monotonic()
+                self._spawn(self.wake.handle(tx, request, outcome, flow.transport, arrived))
             elif (
                 app_flow is not None
                 and app_flow.is_stream
@@ -282,11 +284,22 @@ class SipServer:
             await self.store.apply(changes)
         for binding in changes.upserts:
             self.wake.on_registered(binding)  # RFC 8599 §5.6.2: release what waits for it
+            if self.store is not None:
+                self._spawn(self._mark_reregistered(binding))
         pushed = {b.push.provider for b in changes.upserts if b.push is not None}
         for provider in pending.providers:
             if provider in pushed:
                 response = response.with_header_appended("Feature-Caps", f'*;+sip.pns="{provider}"')
         return response
+
+    async def _mark_reregistered(self, binding: Binding) -> None:
+        """Stamp the device's recent pushes with when it came back (``sipush pushes list``)."""
+        if self.store is None:
+            return
+        try:
+            await self.store.mark_reregistered(binding.aor, binding.device_id, datetime.now(UTC))
+        except SipushError as err:
+            logger.warning("could not record a re-registration: %s", err)
 
     # -- sending --------------------------------------------------------------------------------
 

@@ -7,11 +7,15 @@ sends the follow-up pushes.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,6 +38,16 @@ def wake_setup(
         args = ("--upstream", pbx.upstream("udp"), "--config", str(tmp_path / "sipush.toml"))
         with run_sipush(tmp_path, port, *args):
             yield apns, pbx, port
+
+
+def pushes_list(workdir: Path) -> list[dict[str, Any]]:
+    """``sipush pushes list --json``, as an operator runs it next to ``sipush serve``."""
+    done = subprocess.run(
+        [sys.executable, "-m", "sipush", "pushes", "list", "--json"],
+        cwd=workdir, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return list(json.loads(done.stdout or "[]"))
 
 
 def ios_app(
@@ -78,6 +92,12 @@ def test_killed_app_is_pushed_relaunched_and_answers(tmp_path: Path, transport: 
                 assert len(app.events_named("incoming_call")) == 1, "released exactly once"
         assert [r.status for r in result.final_responses()] == [200, 200]
         assert len(apns.requests()) == 1, "one push per call"
+        [record] = pushes_list(tmp_path)
+        assert (record["type"], record["provider"], record["outcome"]) == (
+            "incomingCall", "apns", "delivered",
+        )  # fmt: skip
+        assert 0 < record["latency_ms"] < 5000 and record["attempts"] == 1
+        assert record["reregistered_at"] is not None, "the woken app's REGISTER is on record"
 
 
 def test_dead_token_ends_the_call_at_once(tmp_path: Path) -> None:
@@ -95,6 +115,8 @@ def test_dead_token_ends_the_call_at_once(tmp_path: Path) -> None:
         elapsed = time.monotonic() - started
         [push] = apns.requests()
         assert result.final_responses()[-1].status == 480 and push.status == 410
+        [record] = pushes_list(tmp_path)
+        assert (record["outcome"], record["status"]) == ("token-invalid", 410)
         # the 480 came as soon as APNs said the token is dead, not at the 10 s deadline
         assert elapsed < 3, elapsed
 

@@ -32,18 +32,20 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
+from sipush.errors import SipushError
 from sipush.proxy.chain import Forward, LocalIdentity, Target
 from sipush.proxy.core import ProxyCore, ResponseContext
 from sipush.proxy.flow_token import FlowTokens
 from sipush.proxy.forward import with_record_route
-from sipush.push.notification import Notification, NotificationKind
+from sipush.push.notification import Notification, NotificationKind, PushResult
 from sipush.push.policy import WakePolicy
 from sipush.push.sender import PushSender
 from sipush.sip import Request, SipUri, parse_uri
 from sipush.sip.transaction import ServerTransaction
-from sipush.store import Binding, BindingStore, ChangeSet
+from sipush.store import Binding, BindingStore, ChangeSet, PushRecord
 from sipush.transport.flow import Flow
 
 logger = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ class HeldRequest:
     kind: NotificationKind
     deadline: float  # monotonic
     inbound: str  # transport the request came in on (for Record-Route)
+    arrived: float = field(default_factory=time.monotonic)  # when the request reached sipush
     timer: asyncio.TimerHandle | None = None
     released: bool = False
     accepted: bool = False  # answered 202 already: delivered detached on release
@@ -104,7 +107,9 @@ class WakeService:
         request: Request,
         forward: Forward,
         inbound: str = "udp",
+        arrived: float | None = None,
     ) -> None:
+        arrived = time.monotonic() if arrived is None else arrived
         flow = forward.target.flow
         assert flow is not None
         binding = await self._binding_for(request, flow)
@@ -132,7 +137,9 @@ class WakeService:
         )
         if accepted:
             timeout = self.policy.accepted_message_ttl
-        self._hold(context, forward, binding, kind, inbound, timeout, accepted=accepted)
+        self._hold(
+            context, forward, binding, kind, inbound, timeout, accepted=accepted, arrived=arrived
+        )
 
     def _hold(
         self,
@@ -144,9 +151,12 @@ class WakeService:
         timeout: float,
         *,
         accepted: bool = False,
+        arrived: float | None = None,
     ) -> None:
         context.held = True
         held = HeldRequest(context, forward, binding, kind, time.monotonic() + timeout, inbound)
+        if arrived is not None:
+            held.arrived = arrived
         held.accepted = accepted
         held.timer = asyncio.get_running_loop().call_later(timeout, self._expire, held)
         self.held.append(held)
@@ -245,7 +255,7 @@ class WakeService:
 
     async def _push(self, held: HeldRequest, kind: NotificationKind) -> None:
         notification = self._notification(held.binding, kind, held.context.request)
-        result = await self.sender.send(notification, deadline=held.deadline)
+        result = await self._send_recorded(notification, held.binding, held.deadline, held.arrived)
         held.pushed.append(f"{kind}:{result.outcome}")
         if held.released or held not in self.held:
             return
@@ -257,11 +267,37 @@ class WakeService:
 
     def _follow_up(self, binding: Binding, kind: NotificationKind, request: Request) -> None:
         async def send() -> None:
-            await self.sender.send(
-                self._notification(binding, kind, request), deadline=time.monotonic() + 10
-            )
+            started = time.monotonic()
+            notification = self._notification(binding, kind, request)
+            await self._send_recorded(notification, binding, started + 10, started)
 
         self.spawn(send())
+
+    async def _send_recorded(
+        self, notification: Notification, binding: Binding, deadline: float, arrived: float
+    ) -> PushResult:
+        """Send with retries, then record the push (type, provider, outcome, latency) in the
+        store, off the request's path."""
+        sent_at = datetime.now(UTC)
+        result, attempts = await self.sender.send_counted(notification, deadline=deadline)
+        store = self.store()
+        if store is not None and attempts:
+            record = PushRecord(
+                aor=binding.aor, device_id=binding.device_id, kind=notification.kind,
+                provider=notification.push.provider, outcome=result.outcome,
+                status=result.status if result.status and 100 <= result.status <= 599 else None,
+                reason=result.reason, call_id=notification.call_id, sent_at=sent_at,
+                latency_ms=max(0.0, (time.monotonic() - arrived) * 1000), attempts=attempts,
+            )  # fmt: skip
+
+            async def save() -> None:
+                try:
+                    await store.record_push(record)
+                except SipushError as err:
+                    logger.warning("could not record a push: %s", err)
+
+            self.spawn(save())
+        return result
 
     async def _forget_token(self, binding: Binding) -> None:
         store = self.store()

@@ -37,12 +37,24 @@ class PushSender:
         self, notification: Notification, *, deadline: float | None = None
     ) -> PushResult:
         """Send, retrying ``retry`` outcomes with backoff until ``deadline`` (a monotonic time)."""
+        result, _ = await self.send_counted(notification, deadline=deadline)
+        return result
+
+    async def send_counted(
+        self, notification: Notification, *, deadline: float | None = None
+    ) -> tuple[PushResult, int]:
+        """:meth:`send`, also returning how many requests it took."""
         provider = self._provider(notification)
         if provider is None:
-            return PushResult("failed", reason=f"no {notification.push.provider} credentials for "
-                              f"app {notification.push.app_id or '?'}")  # fmt: skip
+            reason = (
+                f"no {notification.push.provider} credentials for app "
+                f"{notification.push.app_id or '?'}"
+            )
+            return PushResult("failed", reason=reason), 0
         backoff = FIRST_BACKOFF
+        attempts = 0
         while True:
+            attempts += 1
             result = await provider.send(notification)
             logger.info(
                 "push %s to %s via %s: %s %s",
@@ -50,10 +62,10 @@ class PushSender:
                 result.outcome, result.reason or result.status or "",
             )  # fmt: skip
             if result.outcome != "retry":
-                return result
+                return result, attempts
             wait = max(backoff, result.retry_after or 0.0)
             if deadline is None or time.monotonic() + wait >= deadline:
-                return result
+                return result, attempts
             await asyncio.sleep(wait)
             backoff *= 2
 
