@@ -33,6 +33,7 @@ ACKs for 2xx are the TU's job (§13.2.2.4), and there is no client transaction f
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar, Generic, TypeVar
@@ -184,7 +185,7 @@ I = TypeVar("I", bound=Enum)  # noqa: E741
 DEFAULT_TIMERS = TimerConfig()
 
 
-class Transaction(Generic[S, I]):
+class Transaction(ABC, Generic[S, I]):
     """One transaction: a :class:`Machine`, the request that created it, and its data.
 
     Subclasses name the machine and say which input a message is (:meth:`input_for`).
@@ -270,9 +271,9 @@ class Transaction(Generic[S, I]):
         """The transport could not send a message of this transaction."""
         return self.feed(self.machine.inputs["TRANSPORT_ERROR"])
 
+    @abstractmethod
     def input_for(self, message: Message) -> I:
         """The input ``message`` is for this machine (raises :class:`TransactionError`)."""
-        raise NotImplementedError
 
     def _message_inputs(self) -> frozenset[I]:
         return _MESSAGE_INPUTS[self.machine.name]  # type: ignore[return-value]
