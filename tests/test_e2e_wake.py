@@ -324,20 +324,26 @@ def test_ring_while_held_then_cancel(tmp_path: Path) -> None:
             assert {r.status for r in result.final_responses()} == {200, 487}
 
 
-def test_killed_android_app_gets_a_high_priority_fcm_message_and_answers(tmp_path: Path) -> None:
-    user, instance = "droid", str(uuid.uuid4())
+@pytest.mark.parametrize("transport", ["tcp", "udp"])
+def test_killed_android_app_gets_a_high_priority_fcm_message_and_answers(
+    tmp_path: Path, transport: str
+) -> None:
+    """Over TCP the closed flow says the app sleeps; over UDP nothing can tell, so this runs with
+    ``android_policy = "always"`` (the default ``on-failure`` has its own test below)."""
+    user, instance = f"droid-{transport}", str(uuid.uuid4())
     token = "eXample-FCM-token:APA91bH" + "x" * 120
     with (
         fcm_emulator(tmp_path / "fcm") as fcm,
         apns_emulator(tmp_path / "apns") as apns,
         run_kamailio(tmp_path / "pbx") as pbx,
     ):
-        (tmp_path / "sipush.toml").write_text(apns.config() + fcm.config())
+        extra = 'android_policy = "always"' if transport == "udp" else ""
+        (tmp_path / "sipush.toml").write_text(apns.config(push_extra=extra) + fcm.config())
         port = free_port()
         args = ("--upstream", pbx.upstream("udp"), "--config", str(tmp_path / "sipush.toml"))
         options = {
-            "user": user, "registrar": f"sip:{pbx.address}", "transport": "tcp",
-            "proxy": f"sip:127.0.0.1:{port};transport=tcp;lr", "instance": instance,
+            "user": user, "registrar": f"sip:{pbx.address}", "transport": transport,
+            "proxy": f"sip:127.0.0.1:{port};transport={transport};lr", "instance": instance,
             "x_push": f"device-os=android;device-uid={token};app-id=com.example.droid",
         }  # fmt: skip
         with run_sipush(tmp_path, port, *args):
