@@ -278,13 +278,16 @@ class SipServer:
     ) -> Response:
         """The PBX said 2xx: store the bindings, then tell the app that sipush pushes (RFC 8599
         §5.4)."""
-        existing = await self.store.get(pending.aor) if self.store is not None else []
+        # The AOR's bindings matter only for a Contact with no identity of its own (a de-REGISTER
+        # or refresh without push information): skip the read otherwise.
+        anonymous = any(device.device_id == str(device.contact.uri) for device in pending.devices)
+        existing = await self.store.get(pending.aor) if self.store is not None and anonymous else []
         changes = registration_changes(pending, response, datetime.now(UTC), existing)
         if self.store is not None:
             await self.store.apply(changes)
         for binding in changes.upserts:
             self.wake.on_registered(binding)  # RFC 8599 §5.6.2: release what waits for it
-            if self.store is not None:
+            if self.store is not None and self.wake.pushed_recently(binding):
                 self._spawn(self._mark_reregistered(binding))
         pushed = {b.push.provider for b in changes.upserts if b.push is not None}
         for provider in pending.providers:

@@ -91,6 +91,8 @@ class WakeService:
         self.spawn = spawn
         self.policy = policy or WakePolicy()
         self.held: list[HeldRequest] = []
+        # (aor, device_id) -> monotonic time of the last push: whose REGISTER is worth recording
+        self._pushed: dict[tuple[str, str], float] = {}
 
     @staticmethod
     def applies(request: Request, forward: Forward) -> bool:
@@ -279,6 +281,7 @@ class WakeService:
         """Send with retries, then record the push (type, provider, outcome, latency) in the
         store, off the request's path."""
         sent_at = datetime.now(UTC)
+        self._pushed[(binding.aor, binding.device_id)] = time.monotonic()
         result, attempts = await self.sender.send_counted(notification, deadline=deadline)
         store = self.store()
         if store is not None and attempts:
@@ -311,6 +314,15 @@ class WakeService:
         await store.apply(ChangeSet(upserts=(replace(binding, push=None),)))
 
     # -- endings --------------------------------------------------------------------------------
+
+    def pushed_recently(self, binding: Binding, within: float = 120.0) -> bool:
+        """True (once) when this device was pushed in the last ``within`` seconds: its REGISTER
+        is then worth stamping on the push records. Every other REGISTER skips that write."""
+        now = time.monotonic()
+        if len(self._pushed) > 10_000:  # bounded: forget pushes older than ``within``
+            self._pushed = {k: t for k, t in self._pushed.items() if now - t < within}
+        pushed = self._pushed.pop((binding.aor, binding.device_id), None)
+        return pushed is not None and now - pushed < within
 
     def on_registered(self, binding: Binding) -> None:
         """The PBX accepted a REGISTER of this device: release what is held for it, once."""
