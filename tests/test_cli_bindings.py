@@ -45,7 +45,9 @@ with_runners = pytest.mark.parametrize("run", RUNNERS)
 
 def seed(path: Path) -> datetime:
     """Create ``path`` with the three bindings; return the time they were registered at."""
-    now = datetime.now(UTC).replace(microsecond=123456)
+    # A fixed fraction (checked in the output) and a second in the past, so that "now" in the
+    # CLI is never earlier than the seed (else "expired 1h00m ago" reads "59m59s").
+    now = datetime.now(UTC).replace(microsecond=123456) - timedelta(seconds=1)
 
     async def write() -> None:
         async with await BindingStore.open(f"sqlite+aiosqlite:///{path}") as store:
