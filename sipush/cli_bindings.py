@@ -32,13 +32,12 @@ import click
 
 from sipush.config import load_config
 from sipush.errors import ParseError
+from sipush.push.mask import mask_token
 
 if TYPE_CHECKING:
     from sipush.store import Binding, BindingStore, PushRecord
 
 EXIT_NOT_FOUND = 1
-MASK_KEEP_HEAD = 6
-MASK_KEEP_TAIL = 4
 MISSING = "-"
 SHOW_PUSHES = 5  # recent pushes per device in `bindings show`
 
@@ -254,15 +253,6 @@ def _plural(count: int, noun: str) -> str:
 
 
 # -- presentation ------------------------------------------------------------------------------
-
-
-def mask_token(token: str) -> str:
-    """``3f1a9c…2468``: first 6 and last 4 characters; shorter tokens keep less."""
-    if len(token) >= 2 * (MASK_KEEP_HEAD + MASK_KEEP_TAIL):
-        return f"{token[:MASK_KEEP_HEAD]}…{token[-MASK_KEEP_TAIL:]}"
-    if len(token) >= 8:
-        return f"…{token[-2:]}"
-    return "…"
 
 
 class _Redactor:

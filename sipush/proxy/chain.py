@@ -16,7 +16,7 @@ sockets, no awaiting; the server does the I/O with the outcome.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from sipush.sip import Request, Response, SipUri, Uri
@@ -89,9 +89,6 @@ class RequestContext:
     @property
     def source(self) -> tuple[str, int]:
         return self.flow.remote
-
-    def with_request(self, request: Request) -> RequestContext:
-        return replace(self, request=request)
 
 
 @dataclass(frozen=True)

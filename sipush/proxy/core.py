@@ -128,9 +128,6 @@ class ProxyCore:
             self.transactions.respond(server_tx, make_response(request, 100))  # §16.2, §17.2.1
         return context
 
-    def context_of(self, server_tx: ServerTransaction[Any, Any]) -> ResponseContext | None:
-        return self._contexts.get(server_tx)
-
     def provisional(self, context: ResponseContext, status: int) -> None:
         """sipush's own provisional response (e.g. 180 while a held INVITE waits for its app)."""
         if not context.final_sent:

@@ -26,8 +26,6 @@ from sipush.proxy.loop import has_looped
 from sipush.sip import make_response
 from sipush.sip.uri import SipUri, TelUri
 
-ROUTABLE_SCHEMES = ("sip", "sips", "tel")
-
 
 @dataclass(frozen=True)
 class SanityConfig:

@@ -66,7 +66,6 @@ class HeldRequest:
     timer: asyncio.TimerHandle | None = None
     released: bool = False
     accepted: bool = False  # answered 202 already: delivered detached on release
-    pushed: list[str] = field(default_factory=list)
 
 
 class WakeService:
@@ -258,7 +257,6 @@ class WakeService:
     async def _push(self, held: HeldRequest, kind: NotificationKind) -> None:
         notification = self._notification(held.binding, kind, held.context.request)
         result = await self._send_recorded(notification, held.binding, held.deadline, held.arrived)
-        held.pushed.append(f"{kind}:{result.outcome}")
         if held.released or held not in self.held:
             return
         if result.outcome == "token-invalid":

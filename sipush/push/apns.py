@@ -89,6 +89,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from sipush.errors import ConfigError
+from sipush.push.mask import mask_token
 from sipush.push.notification import Notification, NotificationKind, PushResult
 from sipush.push.params import PushInfo
 
@@ -102,8 +103,6 @@ PRIORITY_POWER_SAVING = 5  # the only one APNs allows for background pushes
 DEFAULT_SEND_TIMEOUT = 5.0  # seconds
 DEFAULT_CONNECTION_ATTEMPTS = 2  # aioapns tries a new connection once if one was closed
 TOKEN_INVALID_REASONS = frozenset({"BadDeviceToken", "DeviceTokenNotForTopic"})
-MASK_KEEP_HEAD = 6
-MASK_KEEP_TAIL = 4
 
 ApnsPushType = Literal["voip", "alert", "background"]
 
@@ -386,15 +385,6 @@ def retry_after_seconds(value: str | None) -> float | None:
     if value is None or not value.strip().isdigit():
         return None
     return float(value.strip())
-
-
-def mask_token(token: str) -> str:
-    """``3f1a9c…2468``: first 6 and last 4 characters (the CLI's rule); shorter keep less."""
-    if len(token) >= 2 * (MASK_KEEP_HEAD + MASK_KEEP_TAIL):
-        return f"{token[:MASK_KEEP_HEAD]}…{token[-MASK_KEEP_TAIL:]}"
-    if len(token) >= 8:
-        return f"…{token[-2:]}"
-    return "…"
 
 
 # -- sending (thin) ---------------------------------------------------------------------------

@@ -91,6 +91,7 @@ import httpx
 from firebase_admin import credentials, exceptions, messaging
 
 from sipush.errors import ConfigError
+from sipush.push.mask import mask_token
 from sipush.push.notification import Notification, Outcome, PushResult
 from sipush.push.params import PushInfo
 
@@ -383,7 +384,7 @@ def mask(secret: str) -> str:
     """A token as logs may show it: the first 6 and last 4 characters, never all of it."""
     if len(secret) <= 16:
         return f"<{len(secret)} chars>"
-    return f"{secret[:6]}…{secret[-4:]}"
+    return mask_token(secret)
 
 
 # -- sending -----------------------------------------------------------------------------------

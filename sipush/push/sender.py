@@ -8,16 +8,12 @@ import logging
 import time
 from collections.abc import Sequence
 
+from sipush.push.mask import mask_token
 from sipush.push.notification import Notification, PushProvider, PushResult
 
 logger = logging.getLogger(__name__)
 
 FIRST_BACKOFF = 0.2  # seconds; doubles per retry, capped by Retry-After and the deadline
-
-
-def mask(token: str) -> str:
-    """A push token as logs may show it: the first 6 and last 4 characters."""
-    return token if len(token) <= 12 else f"{token[:6]}…{token[-4:]}"
 
 
 class PushSender:
@@ -58,7 +54,7 @@ class PushSender:
             result = await provider.send(notification)
             logger.info(
                 "push %s to %s via %s: %s %s",
-                notification.kind, mask(notification.push.prid), provider.name,
+                notification.kind, mask_token(notification.push.prid), provider.name,
                 result.outcome, result.reason or result.status or "",
             )  # fmt: skip
             if result.outcome != "retry":

@@ -37,7 +37,7 @@ from sipush.sip.grammar import (
     strict_params_re,
     unquote,
 )
-from sipush.sip.uri import AbsoluteUri, SipUri, Uri, parse_uri, sip_uri_is_valid
+from sipush.sip.uri import Uri, parse_uri, sip_uri_is_valid
 
 _WS_RE = re.compile(r"[ \t]+")
 # Fast path: [ "quoted" / token words ] <URI> [ ;params ]. Anything else goes
@@ -103,9 +103,6 @@ class NameAddr:
         if value is None:
             return None
         return value.strip("<>")
-
-
-STAR = "*"
 
 
 def parse_name_addr(text: str, what: str, *, require_brackets: bool = False) -> NameAddr:
@@ -200,11 +197,3 @@ def _check_known_params(params: Params, what: str) -> None:
             value is None or re.fullmatch(r"(0(\.\d{0,3})?|1(\.0{0,3})?)", value) is None
         ):
             raise ParseError(f"{what}: q must be between 0 and 1")
-
-
-def is_sip_uri(uri: Uri) -> bool:
-    return isinstance(uri, SipUri)
-
-
-def is_absolute(uri: Uri) -> bool:
-    return isinstance(uri, AbsoluteUri)

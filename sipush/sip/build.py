@@ -15,7 +15,6 @@ from sipush.sip.address import parse_name_addr
 from sipush.sip.grammar import quote
 from sipush.sip.headers import Headers, header_key
 from sipush.sip.message import Request, Response
-from sipush.sip.via import MAGIC_COOKIE
 
 REASON_PHRASES = {
     100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
@@ -52,11 +51,6 @@ def reason_phrase(status: int) -> str:
 def new_tag() -> str:
     """A From/To tag with at least 32 bits of randomness (§19.3)."""
     return secrets.token_hex(6)
-
-
-def new_branch() -> str:
-    """A Via branch that starts with the magic cookie (§8.1.1.7)."""
-    return MAGIC_COOKIE + secrets.token_hex(8)
 
 
 def make_response(

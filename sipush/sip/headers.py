@@ -51,14 +51,6 @@ LIST_HEADERS = frozenset(
     }
 )  # fmt: skip
 
-# Canonical spellings used when sipush adds a header itself.
-CANONICAL_NAMES = {
-    "call-id": "Call-ID",
-    "cseq": "CSeq",
-    "www-authenticate": "WWW-Authenticate",
-    "mime-version": "MIME-Version",
-}
-
 _KEY_CACHE: dict[str, str] = {}
 _EMPTY: list[str] = []
 
@@ -72,12 +64,6 @@ def header_key(name: str) -> str:
         if len(_KEY_CACHE) < 4096:  # bounded: header names come from the network
             _KEY_CACHE[name] = key
     return key
-
-
-def canonical_name(name: str) -> str:
-    """``content-length`` -> ``Content-Length``, ``l`` -> ``Content-Length``."""
-    key = header_key(name)
-    return CANONICAL_NAMES.get(key) or "-".join(part.capitalize() for part in key.split("-"))
 
 
 class Headers:
@@ -126,12 +112,6 @@ class Headers:
         if index is None:
             index = self._build_index()
         return index.keys()
-
-    def has_key(self, key: str) -> bool:
-        index = self._index
-        if index is None:
-            index = self._build_index()
-        return key in index
 
     _values = by_key
 

@@ -94,6 +94,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from sipush.push.mask import mask_token
+
 ALERT_PAYLOAD_LIMIT = 4096  # bytes, every push type but VoIP
 VOIP_PAYLOAD_LIMIT = 5120  # bytes, apns-push-type voip
 MAX_COLLAPSE_ID_BYTES = 64
@@ -671,15 +673,11 @@ class _ApnsConnection(asyncio.Protocol):
 # -- the command line -------------------------------------------------------------------------
 
 
-def _mask(token: str) -> str:
-    return f"{token[:6]}…{token[-4:]}" if len(token) >= 20 else "…"
-
-
 def _describe(request: RecordedRequest, show_tokens: bool) -> str:
     return json.dumps(
         {
             "arrived": round(request.arrived, 3),
-            "token": request.token if show_tokens else _mask(request.token),
+            "token": request.token if show_tokens else mask_token(request.token),
             "topic": request.topic,
             "push_type": request.push_type,
             "priority": request.priority,
