@@ -23,7 +23,7 @@ held is the figure. Every step starts fresh peers (Kamailio as the PBX, then ``s
 the store are counted before and after each step (``rows_before``, ``rows_after``).
 
     python scripts/bench/store_scale.py                # full (about 3-4 minutes)
-    python scripts/bench/store_scale.py --smoke        # 1k vs 10k rows, one low rate, ~25 s
+    python scripts/bench/store_scale.py --smoke        # 1k vs 10k rows, one low rate, ~15 s
     python scripts/bench/store_scale.py --backend sqlite --duration 5 --out /tmp/bench
 
 Writes ``<out>/store_scale.json`` (every step of every case) and ``<out>/store_scale.png``.
