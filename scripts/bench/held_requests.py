@@ -257,7 +257,11 @@ def plot(out: Path, sampler: Sampler, lat: dict[str, list[float]], count: int) -
         for when, label in sampler.marks:
             ax_mem.axvline(when, color="grey", linewidth=0.8)
             ax_mem.annotate(label, (when, 0.02), xycoords=("data", "axes fraction"), fontsize=7)
-        lines = ax_mem.get_lines() + ax_count.get_lines()
+        lines = [
+            line
+            for line in ax_mem.get_lines() + ax_count.get_lines()
+            if not str(line.get_label()).startswith("_")
+        ]
         ax_mem.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="upper left")
     for event, values in lat.items():
         cdf(ax_lat, values, f"sipush {event}")
