@@ -38,6 +38,7 @@ from wakekit import (
     BUNDLE,
     cdf,
     latency_text,
+    log_x,
     memory_kb,
     print_rows,
     problems,
@@ -267,7 +268,7 @@ def plot(out: Path, sampler: Sampler, lat: dict[str, list[float]], count: int) -
         cdf(ax_lat, values, f"sipush {event}")
     ax_lat.set(xlabel="ms (sipush's timeline)", ylabel="fraction", title="push and release")
     if ax_lat.has_data():
-        ax_lat.set_xscale("log")
+        log_x(ax_lat)
         ax_lat.legend(fontsize=8)
     for ax in (ax_mem, ax_lat):
         ax.grid(True, alpha=0.3)

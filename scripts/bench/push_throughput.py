@@ -48,6 +48,7 @@ from wakekit import (
     ApnsProcess,
     cdf,
     latency_text,
+    log_x,
     print_rows,
     problems,
     pyplot,
@@ -341,7 +342,7 @@ def plot(out: Path, raw: dict[str, Any], steps: list[dict[str, Any]]) -> Path:
         if ax.has_data():
             ax.legend(fontsize=8)
     if ax_lat.has_data():
-        ax_lat.set_xscale("log")
+        log_x(ax_lat)
     fig.suptitle(
         "Figure 6: push throughput, sipush vs raw aioapns, same APNs emulator (x = failed)"
     )

@@ -325,6 +325,16 @@ def cdf(ax: Any, samples: Sequence[float], label: str) -> None:
     ax.plot(ordered, [(i + 1) / n for i in range(n)], label=f"{label} (n={n})")
 
 
+def log_x(ax: Any) -> None:
+    """A log x axis with plain numbers (0.5, 1, 2, 5 ...) as tick labels."""
+    from matplotlib.ticker import FormatStrFormatter, LogLocator
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(FormatStrFormatter(""))
+
+
 def pyplot() -> Any:
     """matplotlib.pyplot on the Agg backend."""
     import matplotlib
