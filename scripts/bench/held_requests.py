@@ -233,6 +233,7 @@ def run(
             },
             "caller_invite_to_486_ms": stats(caller_rtt),
             "latency_ms": {event: stats(values) for event, values in lat.items()},
+            "samples_ms": {event: [round(v, 3) for v in vs] for event, vs in lat.items()},
             "rss_samples": sampler.samples,
             "marks": sampler.marks,
             "summary": [row],
