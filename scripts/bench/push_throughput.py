@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import ssl
 import subprocess
@@ -170,6 +171,8 @@ def raw_rate(
 ) -> dict[str, Any]:
     """``count`` pushes from a plain aioapns client, at each concurrency (pushes in flight);
     the best run's pushes/s, and every run."""
+    # aioapns logs every push it gives up on at ERROR; the runs' "ok" counts report them
+    logging.getLogger("aioapns").setLevel(logging.CRITICAL)
     emulator_cpu = cpu_seconds(apns.proc.pid)
     client_cpu = time.process_time()
     result = asyncio.run(_raw(apns, tokens, count, concurrencies))
