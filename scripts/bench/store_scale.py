@@ -6,21 +6,23 @@ Target: the rate with the big store >= 80 % of the rate with 1,000 bindings.
 
 Each case gets a store of its own (a SQLite file in a temporary directory; a PostgreSQL
 database ``sipush_bench_<pid>_<case>`` created for it and dropped at the end, even on failure or
-SIGTERM), whose schema ``BindingStore.open`` creates. The synthetic bindings are then
-bulk-inserted straight into it (``sqlite3`` executemany in one transaction; asyncpg
-``copy_records_to_table`` then ``ANALYZE``), outside the measurement: a mix of iOS (X-Push,
-APNs token as device id) and Android (RFC 8599, FCM token, ``+sip.instance`` device id)
-devices, some AORs with two devices, expiring 25 to 60 minutes from now. AOR user parts are
-hashes, so the measured REGISTERs' keys fall all over the existing indexes rather than at one
-end of them.
+SIGTERM: ``[store]`` has no PostgreSQL schema key), whose schema ``BindingStore.open`` creates.
+The synthetic bindings are then bulk-inserted straight into it, outside the measurement
+(``sqlite3`` executemany in one transaction, then a WAL checkpoint; asyncpg
+``copy_records_to_table``, then VACUUM ANALYZE and CHECKPOINT): a mix of iOS (X-Push, APNs
+token as device id) and Android (RFC 8599, FCM token, ``+sip.instance`` device id) devices,
+some AORs with two devices, expiring 25 to 60 minutes from now. AOR user parts are hashes, so
+the measured REGISTERs' keys fall all over the existing indexes rather than at one end.
 
 The measured REGISTERs come from SIPp over UDP, one new device per call (an injection CSV:
 user, push token; X-Push), so each inserts a new row into the big table. The rate is doubled
 from 100/s until a step has a failed call or >= 0.1 % retransmissions, then bisected between
 the last rate that held and the first that did not (``--refine`` steps); the highest rate that
-held is the figure. Every step starts fresh peers (Kamailio as the PBX, then ``sipush serve
---config`` naming the case's store); the store keeps what earlier steps inserted. The rows in
-the store are counted before and after each step (``rows_before``, ``rows_after``).
+held is the figure. The steps of a backend's two cases alternate (1k, big, 1k, big, ...) so
+that both see the same machine, whose other load comes and goes. Every step starts fresh peers
+(Kamailio as the PBX, then ``sipush serve --config`` naming the case's store); the store keeps
+what earlier steps inserted. The rows in the store are counted before and after each step
+(``rows_before``, ``rows_after``, ``inserted``).
 
     python scripts/bench/store_scale.py                # full (about 3-4 minutes)
     python scripts/bench/store_scale.py --smoke        # 1k vs 10k rows, one low rate, ~15 s
@@ -34,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -259,14 +262,19 @@ async def _pg_fetchval(dsn: str, query: str) -> Any:
 
 
 async def prefill_postgresql(dsn: str, count: int, salt: str) -> None:
-    """COPY ``count`` synthetic bindings in, then ANALYZE (as autovacuum soon would)."""
+    """COPY ``count`` synthetic bindings in, then leave the table as a store that has been
+    running for a while would be: VACUUM ANALYZE (hint bits set, visibility map and planner
+    statistics, which autovacuum would otherwise start doing in the middle of the measurement)
+    and a CHECKPOINT (so that the gigabyte of WAL the load wrote is not flushed during it)."""
     import asyncpg
 
     connection = await asyncpg.connect(dsn, timeout=10)
     try:
         rows = synthetic_rows(count, salt, datetime.now(UTC), lambda moment: moment, bool)
         await connection.copy_records_to_table("bindings", records=rows, columns=COLUMNS)
-        await connection.execute("ANALYZE bindings")
+        await connection.execute("VACUUM (ANALYZE) bindings")
+        with contextlib.suppress(asyncpg.InsufficientPrivilegeError):  # superuser/pg_checkpoint
+            await connection.execute("CHECKPOINT")
     finally:
         await connection.close()
 
@@ -369,9 +377,11 @@ def start_sipush_on(workdir: Path, upstream: str, store_url: str) -> Iterator[Si
 def register_step(
     case: Case, workdir: Path, rate: float, duration: float, count_rows: Callable[[], int]
 ) -> Step:
-    """One step with fresh peers: ``rate`` REGISTER/s for ``duration`` s, each a new device."""
+    """One step with fresh peers: ``rate`` REGISTER/s for ``duration`` s, each a new device;
+    its files go in ``<workdir>/step<N>-<rate>``."""
     calls = max(1, round(rate * duration))
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir = workdir / f"step{len(case.steps)}-{rate:g}"
+    workdir.mkdir(parents=True)
     scenario = csv_variant("register_xpush.xml", ["user", "token"], workdir)
     text = scenario.read_text(encoding="iso-8859-1")
     text = text.replace('<recv response="200" timeout="8000"', '<recv response="200" rtd="true"')
@@ -399,36 +409,64 @@ def register_step(
     return step
 
 
-def measure(
-    case: Case,
-    workdir: Path,
-    count_rows: Callable[[], int],
+class RateSearch:
+    """Which rate to try next for one case: the ladder until a step fails, then ``refine``
+    bisections between the last rate that held and the lowest that did not."""
+
+    def __init__(self, ladder: Sequence[float], refine: int) -> None:
+        self._ladder = list(ladder)
+        self._refine = refine
+        self.best = 0.0
+        self._failed_at: float | None = None
+
+    def next_rate(self) -> float | None:
+        """The next rate to try, or ``None`` when the search is over."""
+        if self._failed_at is None:
+            return self._ladder.pop(0) if self._ladder else None
+        if self._refine <= 0:
+            return None
+        middle = _round_rate((self.best + self._failed_at) / 2)
+        return middle if self.best < middle < self._failed_at else None
+
+    def record(self, step: Step) -> None:
+        if self._failed_at is not None:  # a bisection step
+            self._refine -= 1
+        if step.passed:
+            self.best = max(self.best, float(step.rate))
+        else:
+            self._failed_at = min(step.rate, self._failed_at or step.rate)
+            self._ladder = []
+
+
+def measure_pair(
+    cases: Sequence[Case],
+    workdirs: Sequence[Path],
+    counters: Sequence[Callable[[], int]],
     *,
     rates: Sequence[float],
     refine: int,
     duration: float,
 ) -> None:
-    """Step ``rates`` until one fails, then bisect ``refine`` times; set ``case.best``."""
-
-    def run_one(rate: float) -> Step:
-        return register_step(case, workdir / f"step{len(case.steps)}-{rate:g}", rate, duration,
-                             count_rows)  # fmt: skip
-
-    best, steps = step_rates(rates, run_one, case.label)
-    failed = [step.rate for step in steps if not step.passed]
-    if failed:
-        low, high = best, failed[0]
-        for _ in range(refine):
-            middle = _round_rate((low + high) / 2)
-            if middle <= low or middle >= high:
-                break
-            _, (step,) = step_rates([middle], run_one, case.label)
-            if step.passed:
-                low = middle
-            else:
-                high = middle
-        best = low
-    case.best = best
+    """Search the best rate of each case, their steps interleaved (small, big, small, ...) so
+    that both see the same machine: it is shared, and its load comes and goes."""
+    searches = [RateSearch(rates, refine) for _ in cases]
+    while True:
+        ran = False
+        for case, workdir, count_rows, search in zip(
+            cases, workdirs, counters, searches, strict=True
+        ):
+            rate = search.next_rate()
+            if rate is None:
+                continue
+            run_one = functools.partial(
+                register_step, case, workdir, duration=duration, count_rows=count_rows
+            )
+            _, (step,) = step_rates([rate], run_one, case.label)
+            search.record(step)
+            case.best = search.best
+            ran = True
+        if not ran:
+            return
 
 
 def _round_rate(rate: float) -> float:
@@ -471,16 +509,23 @@ def run(
             print(f"  dropped {name}, left by an earlier run that is gone")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
-        for case in (case for pair in pairs for case in pair):
-            workdir = Path(tmp) / case.tag
-            workdir.mkdir()
-            with prepared_store(case, workdir, admin) as count_rows:
-                print(
-                    f"  {case.label:<16} prefilled {case.rows:,} bindings in {case.prefill_s:.1f} s"
-                    f" ({count_rows():,} rows in the store)",
-                    flush=True,
+        for pair in pairs:
+            with contextlib.ExitStack() as stores:
+                workdirs, counters = [], []
+                for case in pair:
+                    workdir = Path(tmp) / case.tag
+                    workdir.mkdir()
+                    count_rows = stores.enter_context(prepared_store(case, workdir, admin))
+                    print(
+                        f"  {case.label:<16} prefilled {case.rows:,} bindings in"
+                        f" {case.prefill_s:.1f} s ({count_rows():,} rows in the store)",
+                        flush=True,
+                    )
+                    workdirs.append(workdir)
+                    counters.append(count_rows)
+                measure_pair(
+                    pair, workdirs, counters, rates=rates, refine=refine, duration=duration
                 )
-                measure(case, workdir, count_rows, rates=rates, refine=refine, duration=duration)
     elapsed = round(time.monotonic() - started, 1)
     rows = [summary_row(small, big) for small, big in pairs]
     write_json(
