@@ -38,6 +38,7 @@ import asyncio
 import contextlib
 import functools
 import hashlib
+import json
 import os
 import re
 import signal
@@ -368,7 +369,7 @@ def start_sipush_on(workdir: Path, upstream: str, store_url: str) -> Iterator[Si
     """``sipush serve --config`` (``[store] url = store_url``) on a free port, in ``workdir``."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "sipush.toml"
-    config.write_text(f'[store]\nurl = "{store_url}"\n')
+    config.write_text(f"[store]\nurl = {json.dumps(store_url)}\n")  # a TOML basic string
     args = ("--config", str(config), "--upstream", upstream, "--log-level", "warning")
     with run_sipush(workdir, free_port(), *args) as proxy:
         yield proxy
