@@ -22,6 +22,9 @@ Keys (default in brackets)::
                 (RFC 5626 §5.2). Created (mode 0600, 32 random bytes) when missing, so the tokens
                 the PBX stored stay valid across restarts; relative to the working directory.
                 "" keeps the key in memory only (every restart invalidates stored Paths).
+    event_loop  "auto"
+                "uvloop" (libuv's event loop: about a third less CPU per message here),
+                "asyncio" (the standard library's), or "auto": uvloop when it is installed.
 
     [upstream]
     uri         ""
@@ -56,6 +59,13 @@ Keys (default in brackets)::
                 "postgresql+asyncpg://user:password@host/db".
     sweep_interval  60.0
                 Seconds between sweeps that delete expired bindings (> 0).
+    cache_ttl   30.0
+                Seconds sipush trusts the bindings it keeps in memory (those it wrote or read)
+                before reading them again: how long a change made by another process (``sipush
+                bindings delete``, another node) can go unseen by calls. 0 turns the cache off
+                (every call reads the database).
+    cache_size  50000
+                At most this many AORs are kept in memory (least recently used go first).
 
     [log]
     level       "info"  one of debug, info, warning, error; ``--log-level`` overrides it.
@@ -77,6 +87,7 @@ from sipush.push.policy import WakePolicy
 from sipush.transport.listen import ListenSpec, parse_listen
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
 MIN_MESSAGE_SIZE = 1024
 MAX_MESSAGE_SIZE = 16 * 1024 * 1024
 DEFAULT_LISTEN = ("udp:127.0.0.1:5060", "tcp:127.0.0.1:5060")
@@ -90,6 +101,7 @@ class ServerConfig:
     domains: tuple[str, ...] = ()
     user_agent: str = f"sipush/{__version__}"
     flow_key_file: str = "sipush.key"
+    event_loop: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -126,6 +138,8 @@ class StoreConfig:
 
     url: str = "sqlite+aiosqlite:///sipush.db"
     sweep_interval: float = 60.0
+    cache_ttl: float = 30.0
+    cache_size: int = 50_000
 
 
 @dataclass(frozen=True)
@@ -185,6 +199,7 @@ def load_config(
     )
     user_agent = server.get("user_agent", f"sipush/{__version__}", check.header_text)
     flow_key_file = server.get("flow_key_file", "sipush.key", check.string)
+    event_loop = server.get("event_loop", "auto", check.choice, choices=EVENT_LOOPS)
     server.done()
 
     up = check.section("upstream")
@@ -224,6 +239,8 @@ def load_config(
     store = check.section("store")
     url = store.get("url", "sqlite+aiosqlite:///sipush.db", check.url)
     sweep_interval = store.get("sweep_interval", 60.0, check.positive_number)
+    cache_ttl = store.get("cache_ttl", 30.0, check.non_negative_number)
+    cache_size = store.get("cache_size", 50_000, check.positive_integer)
     store.done()
 
     push = _load_push(check.section("push"), where, base)
@@ -245,13 +262,16 @@ def load_config(
             domains=domains,
             user_agent=user_agent,
             flow_key_file=flow_key_file,
+            event_loop=event_loop,
         ),
         upstream=UpstreamConfig(uri=upstream_uri, keep_x_push=keep_x_push),
         sip=SipConfig(
             t1=t1, t2=t2, t4=t4, max_message_size=max_size, incomplete_message_timeout=incomplete
         ),
         tls=TlsConfig(cert_file=cert_file, key_file=key_file, ca_file=ca_file),
-        store=StoreConfig(url=url, sweep_interval=sweep_interval),
+        store=StoreConfig(
+            url=url, sweep_interval=sweep_interval, cache_ttl=cache_ttl, cache_size=cache_size
+        ),
         push=push,
         log=LogConfig(level=level),
         source=path,
@@ -406,6 +426,20 @@ class _Checker:
         if not math.isfinite(value) or value <= 0:
             raise ValueError("must be a positive number")
         return float(value)
+
+    @staticmethod
+    def non_negative_number(value: object) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError("must be a number >= 0")
+        if not math.isfinite(value) or value < 0:
+            raise ValueError("must be a number >= 0")
+        return float(value)
+
+    @staticmethod
+    def positive_integer(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError("must be an integer >= 1")
+        return value
 
     @staticmethod
     def message_size(value: object) -> int:

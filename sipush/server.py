@@ -44,7 +44,7 @@ import socket
 import ssl
 import sys
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -151,7 +151,11 @@ class SipServer:
     async def start(self) -> None:
         """Open the store and bind every listen address; on failure close all and re-raise."""
         try:
-            self.store = await BindingStore.open(self.config.store.url)
+            self.store = await BindingStore.open(
+                self.config.store.url,
+                cache_ttl=self.config.store.cache_ttl,
+                cache_size=self.config.store.cache_size,
+            )
             for spec in self.config.server.listen:
                 await self.transports.listen(spec)
         except BaseException:
@@ -274,19 +278,23 @@ class SipServer:
         self.send_response(response, flow, via_may_be_broken=True)
 
     async def _commit_registration(
-        self, pending: PendingRegistration, response: Response
+        self, pending: PendingRegistration, response: Response, accepted_at: float
     ) -> Response:
-        """The PBX said 2xx: store the bindings, then tell the app that sipush pushes (RFC 8599
-        §5.4)."""
+        """The PBX said 2xx (it reached sipush at ``accepted_at``, monotonic): release the
+        requests held for these devices, store the bindings, then tell the app that sipush
+        pushes (RFC 8599 §5.4)."""
         # The AOR's bindings matter only for a Contact with no identity of its own (a de-REGISTER
         # or refresh without push information): skip the read otherwise.
         anonymous = any(device.device_id == str(device.contact.uri) for device in pending.devices)
         existing = await self.store.get(pending.aor) if self.store is not None and anonymous else []
         changes = registration_changes(pending, response, datetime.now(UTC), existing)
+        for binding in changes.upserts:
+            # RFC 8599 §5.6.2: release what waits for this device now; the PBX has accepted the
+            # REGISTER, so the held request need not also wait for sipush's own commit.
+            self.wake.on_registered(binding, accepted_at=accepted_at)
         if self.store is not None:
             await self.store.apply(changes)
         for binding in changes.upserts:
-            self.wake.on_registered(binding)  # RFC 8599 §5.6.2: release what waits for it
             if self.store is not None and self.wake.pushed_recently(binding):
                 self._spawn(self._mark_reregistered(binding))
         pushed = {b.push.provider for b in changes.upserts if b.push is not None}
@@ -446,6 +454,22 @@ def run(config: Config) -> int:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=event_loop_factory(config.server.event_loop)) as runner:
+        runner.run(main())
     logger.info("stopped")
     return 0
+
+
+def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """``[server] event_loop``: uvloop's loop factory, or ``None`` for asyncio's own."""
+    if choice == "asyncio":
+        return None
+    try:
+        import uvloop
+    except ImportError:
+        if choice == "uvloop":
+            raise ConfigError(
+                '[server] event_loop = "uvloop" but uvloop is not installed (pip install uvloop)'
+            ) from None
+        return None
+    return uvloop.new_event_loop

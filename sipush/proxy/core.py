@@ -28,6 +28,7 @@ forwarded statelessly too.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,7 +53,8 @@ from sipush.transport.flow import Flow
 logger = logging.getLogger(__name__)
 
 SendBytes = Callable[[bytes, Target], Awaitable[Flow]]
-RegisterHook = Callable[[PendingRegistration, Response], Awaitable[Response]]
+# (the REGISTER, its 2xx, the monotonic time the 2xx arrived) -> the 2xx to relay to the app
+RegisterHook = Callable[[PendingRegistration, Response, float], Awaitable[Response]]
 PREFERRED_4XX = (401, 407, 415, 420, 484)
 
 
@@ -314,10 +316,11 @@ class ProxyCore:
         hook = self.on_register_2xx
         if context.registration is not None and 200 <= response.status < 300 and hook is not None:
             registration = context.registration
+            arrived = time.monotonic()
 
             async def commit_then_send() -> None:
                 try:
-                    final = await hook(registration, response)
+                    final = await hook(registration, response, arrived)
                 except Exception:
                     logger.exception("could not record the registration of %s", registration.aor)
                     final = response

@@ -49,6 +49,10 @@ from sipush.store import Binding, BindingStore, ChangeSet, PushRecord
 from sipush.transport.flow import Flow
 
 logger = logging.getLogger(__name__)
+# One line per wake step, for operators and scripts/bench/wake_latency.py: "wake-push" (the
+# request's arrival -> its push handed to the provider) and "wake-release" (the device's
+# REGISTER 2xx reaching sipush -> the held request handed to its new branch), in ms.
+timeline = logging.getLogger("sipush.timeline")
 
 WAKE_METHODS = ("INVITE", "MESSAGE")
 MESSAGE_BODY_LIMIT = 240  # characters of a MESSAGE shown in its push
@@ -89,7 +93,12 @@ class WakeService:
         self.flow_is_open = flow_is_open
         self.spawn = spawn
         self.policy = policy or WakePolicy()
-        self.held: list[HeldRequest] = []
+        # Held requests, in arrival order, and indexed by the device that releases them and by
+        # their server transaction (a CANCEL's target): O(1) per REGISTER and CANCEL even with
+        # 10,000 requests held.
+        self._held: dict[HeldRequest, None] = {}
+        self._held_by_device: dict[tuple[str, str], list[HeldRequest]] = {}
+        self._held_by_tx: dict[ServerTransaction[Any, Any], HeldRequest] = {}
         # (aor, device_id) -> monotonic time of the last push: whose REGISTER is worth recording
         self._pushed: dict[tuple[str, str], float] = {}
 
@@ -160,7 +169,9 @@ class WakeService:
             held.arrived = arrived
         held.accepted = accepted
         held.timer = asyncio.get_running_loop().call_later(timeout, self._expire, held)
-        self.held.append(held)
+        self._held[held] = None
+        self._held_by_device.setdefault((binding.aor, binding.device_id), []).append(held)
+        self._held_by_tx[context.server_tx] = held
         self.spawn(self._push(held, kind))
 
     def _forward_then_push_on_failure(
@@ -225,10 +236,10 @@ class WakeService:
         uri = request.to.uri
         if store is None or not isinstance(uri, SipUri):
             return None
-        for binding in await store.get(uri.aor):
-            if binding.transport == flow.transport and binding.flow_remote == _address(flow.remote):
-                return binding
-        return None
+        remote = _address(flow.remote)
+        return await store.find(
+            uri.aor, lambda b: b.transport == flow.transport and b.flow_remote == remote
+        )
 
     # -- pushes ---------------------------------------------------------------------------------
 
@@ -256,8 +267,12 @@ class WakeService:
 
     async def _push(self, held: HeldRequest, kind: NotificationKind) -> None:
         notification = self._notification(held.binding, kind, held.context.request)
+        timeline.info(
+            "wake-push aor=%s call_id=%s ms=%.3f",
+            held.binding.aor, notification.call_id, (time.monotonic() - held.arrived) * 1000,
+        )  # fmt: skip
         result = await self._send_recorded(notification, held.binding, held.deadline, held.arrived)
-        if held.released or held not in self.held:
+        if held.released or held not in self._held:
             return
         if result.outcome == "token-invalid":
             await self._forget_token(held.binding)
@@ -322,11 +337,15 @@ class WakeService:
         pushed = self._pushed.pop((binding.aor, binding.device_id), None)
         return pushed is not None and now - pushed < within
 
-    def on_registered(self, binding: Binding) -> None:
-        """The PBX accepted a REGISTER of this device: release what is held for it, once."""
-        for held in list(self.held):
-            if (held.binding.aor, held.binding.device_id) != (binding.aor, binding.device_id):
-                continue
+    @property
+    def held(self) -> list[HeldRequest]:
+        """The requests held now, oldest first."""
+        return list(self._held)
+
+    def on_registered(self, binding: Binding, *, accepted_at: float | None = None) -> None:
+        """The PBX accepted a REGISTER of this device (its 2xx reached sipush at
+        ``accepted_at``, monotonic): release what is held for it, once."""
+        for held in list(self._held_by_device.get((binding.aor, binding.device_id), ())):
             self._remove(held)
             held.released = True
             flow = binding_flow(binding)
@@ -337,6 +356,12 @@ class WakeService:
             else:
                 held.context.held = False
                 self.core.add_branch(held.context, request, Target.over(flow))
+            if accepted_at is not None:
+                timeline.info(
+                    "wake-release aor=%s call_id=%s ms=%.3f",
+                    binding.aor, held.context.request.call_id,
+                    (time.monotonic() - accepted_at) * 1000,
+                )  # fmt: skip
 
     def _retarget(self, held: HeldRequest, flow: Flow) -> Request:
         """The held copy with sipush's Record-Route now naming the app's new flow."""
@@ -362,18 +387,18 @@ class WakeService:
 
     def on_cancel(self, server_tx: ServerTransaction[Any, Any], cancel: Request) -> bool:
         """A CANCEL for a held INVITE: 487, and the follow-up pushes. False if none is held."""
-        for held in self.held:
-            if held.context.server_tx is server_tx:
-                self._remove(held)
-                self.core.answer(held.context, 487)
-                self._follow_up(held.binding, "cancelIncomingCall", held.context.request)
-                if not _completed_elsewhere(cancel):
-                    self._follow_up(held.binding, "missedCall", held.context.request)
-                return True
-        return False
+        held = self._held_by_tx.get(server_tx)
+        if held is None:
+            return False
+        self._remove(held)
+        self.core.answer(held.context, 487)
+        self._follow_up(held.binding, "cancelIncomingCall", held.context.request)
+        if not _completed_elsewhere(cancel):
+            self._follow_up(held.binding, "missedCall", held.context.request)
+        return True
 
     def _expire(self, held: HeldRequest) -> None:
-        if held in self.held:
+        if held in self._held:
             self._end(held, 480)
 
     def _end(self, held: HeldRequest, status: int, *, follow_up: bool = True) -> None:
@@ -388,13 +413,21 @@ class WakeService:
             self._follow_up(held.binding, "missedCall", held.context.request)
 
     def _remove(self, held: HeldRequest) -> None:
-        if held in self.held:
-            self.held.remove(held)
+        if held in self._held:
+            del self._held[held]
+            key = (held.binding.aor, held.binding.device_id)
+            same_device = self._held_by_device.get(key, [])
+            if held in same_device:
+                same_device.remove(held)
+            if not same_device:
+                self._held_by_device.pop(key, None)
+            if self._held_by_tx.get(held.context.server_tx) is held:
+                del self._held_by_tx[held.context.server_tx]
         if held.timer is not None:
             held.timer.cancel()
 
     def close(self) -> None:
-        for held in list(self.held):
+        for held in list(self._held):
             self._remove(held)
 
 

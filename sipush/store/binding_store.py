@@ -26,6 +26,11 @@ so there is no session, identity map or flush order to reason about.
   ``busy_timeout`` seconds for another process's write lock. Write transactions start with
   ``BEGIN IMMEDIATE``, so they take the write lock up front (and wait for it) instead of failing
   half-way when another process wrote first; writes within one process queue on an asyncio lock.
+* Group commit: writes that arrive while one is being committed wait, then share the next
+  transaction (one BEGIN/COMMIT, one connection, one lock for all of them), so a burst of
+  REGISTER 2xx costs a few transactions instead of one each. A write that fails inside a shared
+  transaction is not blamed on the others: the batch is rolled back and each write is retried
+  alone (see :mod:`sipush.store.group_commit`).
 * PostgreSQL: an optional ``schema`` (created if missing) becomes the connections' search_path;
   schema creation runs under an advisory lock; a transaction that loses a deadlock or
   serialization race is retried (it is all-or-nothing, so a retry is safe).
@@ -67,6 +72,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import StaticPool
 
 from sipush.errors import StoreError
+from sipush.store.binding_cache import DEFAULT_MAX_AORS, BindingCache
+from sipush.store.group_commit import GroupCommit
 from sipush.store.model import ALL_DEVICES, Binding, ChangeSet, PushRecord, as_utc
 from sipush.store.tables import (
     ADDED_TABLES,
@@ -119,6 +126,7 @@ class BindingStore:
         *,
         serialize_all: bool,
         driver_errors: tuple[type[Exception], ...] = (),
+        cache: BindingCache | None = None,
     ) -> None:
         """Internal: use :meth:`open`. ``where`` names the database in error messages;
         ``driver_errors`` are what the driver may raise without SQLAlchemy wrapping it (asyncpg
@@ -136,6 +144,11 @@ class BindingStore:
         self._lock = asyncio.Lock()
         self._closed = False
         self._upsert = _upsert_statement(engine.dialect.name)
+        self._group: GroupCommit[AsyncConnection] = GroupCommit(self._write_alone)
+        self.cache = cache
+        self._pending_changes: list[tuple[ChangeSet, asyncio.Future[None]]] = []
+        self._merge_scheduled = False
+        self._merge_tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def open(
@@ -145,6 +158,8 @@ class BindingStore:
         schema: str | None = None,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
         create: bool = True,
+        cache_ttl: float = 0.0,
+        cache_size: int = DEFAULT_MAX_AORS,
     ) -> BindingStore:
         """Open the store at ``url``, creating its tables when missing.
 
@@ -155,7 +170,10 @@ class BindingStore:
         tables in that schema, created if missing, instead of the connection's search_path.
         ``busy_timeout``: seconds to wait for another process's SQLite write lock.
         ``create=False``: refuse (rather than create) a missing SQLite file or missing tables,
-        as the ``sipush bindings`` commands do. Raises :class:`StoreError`.
+        as the ``sipush bindings`` commands do. ``cache_ttl`` > 0: keep the bindings this
+        process reads and writes in memory (:class:`~sipush.store.binding_cache.BindingCache`,
+        at most ``cache_size`` AORs), trusting each for that many seconds; ``sipush serve``
+        does, the CLI does not. Raises :class:`StoreError`.
         """
         parsed = _parse_url(url)
         memory = False
@@ -178,7 +196,8 @@ class BindingStore:
             engine = _postgresql_engine(parsed, schema=schema)
             where = "PostgreSQL " + _describe_postgresql(parsed, schema)
         driver_errors = () if parsed.get_backend_name() == "sqlite" else _asyncpg_errors()
-        store = cls(engine, where, serialize_all=memory, driver_errors=driver_errors)
+        cache = BindingCache(ttl=cache_ttl, max_aors=cache_size) if cache_ttl > 0 else None
+        store = cls(engine, where, serialize_all=memory, driver_errors=driver_errors, cache=cache)
         try:
             if sqlite_file is not None:
                 with store._mapped_errors("open", connecting=True):
@@ -190,23 +209,84 @@ class BindingStore:
         return store
 
     async def apply(self, changes: ChangeSet) -> None:
-        """Commit ``changes`` in one transaction: removals, then upserts (keeping created_at)."""
+        """Commit ``changes`` in one transaction: removals, then upserts (keeping created_at).
+
+        Change sets applied while a write is in flight are merged (in order, with the same
+        effect as one after the other) into the next transaction's statements: one DELETE per
+        removal and ONE multi-row upsert for all their bindings, instead of a statement per
+        REGISTER. If that shared commit fails, each change set is committed alone, so only a
+        bad one reports the error.
+        """
         if not changes:
             return
-        removals = sorted(set(changes.removals))  # sorted: one lock order for every writer
-        rows = [binding_to_row(binding) for binding in changes.final_upserts()]
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending_changes.append((changes, future))
+        if not self._merge_scheduled:
+            self._merge_scheduled = True
+            task = asyncio.get_running_loop().create_task(self._apply_pending())
+            self._merge_tasks.add(task)
+            task.add_done_callback(self._merge_tasks.discard)
+        await future
+        if self.cache is not None:
+            self.cache.applied(changes)
+
+    async def _apply_pending(self) -> None:
+        """Commit the change sets pending when this body's transaction starts (see apply)."""
+        taken: builtins.list[tuple[ChangeSet, asyncio.Future[None]]] = []
 
         async def body(conn: AsyncConnection) -> None:
-            for aor, device_id in removals:
-                await conn.execute(_delete_statement(aor, device_id))
-            if rows:
-                await conn.execute(self._upsert, rows)
+            if not taken:  # first run; a re-run after a failed shared transaction reuses them
+                taken.extend(self._pending_changes)
+                self._pending_changes.clear()
+                self._merge_scheduled = False
+            await _apply_body(self._upsert, [changes for changes, _ in taken])(conn)
 
-        await self._write("apply a change set", body)
+        try:
+            await self._write("apply a change set", body)
+        except Exception as err:
+            if len(taken) <= 1:
+                for _, future in taken:
+                    _settle(future, err)
+                if not taken:  # the body never ran: nothing was taken, let a later apply retry
+                    self._merge_scheduled = False
+                    for _, future in self._pending_changes:
+                        _settle(future, err)
+                    self._pending_changes.clear()
+                return
+            for changes, future in taken:  # find the bad one: each alone
+                try:
+                    await self._write("apply a change set", _apply_body(self._upsert, [changes]))
+                except Exception as alone_err:
+                    _settle(future, alone_err)
+                else:
+                    _settle(future, None)
+            return
+        for _, future in taken:
+            _settle(future, None)
 
     async def get(self, aor: str) -> builtins.list[Binding]:
         """Every binding of ``aor``, expired ones included (the caller decides with its clock)."""
-        return await self.list(aor, include_expired=True)
+        if self.cache is None:
+            return await self.list(aor, include_expired=True)
+        cached = self.cache.lookup(aor)
+        if cached is not None:
+            return cached
+        generation = self.cache.generation
+        found = await self.list(aor, include_expired=True)
+        self.cache.loaded(aor, found, generation)
+        return found
+
+    async def find(self, aor: str, matches: Callable[[Binding], bool]) -> Binding | None:
+        """The first binding of ``aor`` (by device id) for which ``matches`` is true: from the
+        cache when it knows one, else from :meth:`get`."""
+        if self.cache is not None:
+            found = self.cache.find(aor, matches)
+            if found is not None:
+                return found
+        for binding in await self.get(aor):
+            if matches(binding):
+                return binding
+        return None
 
     async def list(
         self, aor: str | None = None, *, include_expired: bool = False, now: datetime | None = None
@@ -229,9 +309,13 @@ class BindingStore:
     async def delete(self, aor: str, device_id: str | None = None) -> int:
         """Remove one device's binding of ``aor`` (all of them when ``device_id`` is ``None`` or
         ``"*"``); return how many rows went."""
-        return await self._write_count(
-            "delete bindings", _delete_statement(aor, device_id or ALL_DEVICES)
-        )
+        try:
+            return await self._write_count(
+                "delete bindings", _delete_statement(aor, device_id or ALL_DEVICES)
+            )
+        finally:
+            if self.cache is not None:
+                self.cache.forget(aor)
 
     async def purge_expired(
         self, now: datetime, *, push_retention: timedelta = PUSH_RETENTION
@@ -249,7 +333,11 @@ class BindingStore:
             await conn.execute(delete(push_table).where(push_table.c.sent_at < cutoff))
             return int(result.rowcount)
 
-        return await self._write("purge expired bindings", body)
+        try:
+            return await self._write("purge expired bindings", body)
+        finally:
+            if self.cache is not None:
+                self.cache.expire(moment)
 
     async def record_push(self, record: PushRecord) -> int:
         """Store ``record`` (one push sent) and return the id the database gave it.
@@ -315,6 +403,9 @@ class BindingStore:
     async def close(self) -> None:
         """Release every connection. Idempotent; the store is unusable afterwards."""
         if not self._closed:
+            while self._merge_tasks:  # change sets already applied still commit
+                await asyncio.gather(*self._merge_tasks, return_exceptions=True)
+            await self._group.drain()
             self._closed = True
             await self._engine.dispose()
 
@@ -354,8 +445,18 @@ class BindingStore:
                     await conn.close()
 
     async def _write(self, action: str, body: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
-        """Run ``body`` in a write transaction; on PostgreSQL, run it again (in a new transaction,
-        up to ``MAX_ATTEMPTS`` in all) when it lost a deadlock or serialization race."""
+        """Run ``body`` in a write transaction, sharing it with the writes queued meanwhile
+        (group commit, see :class:`~sipush.store.group_commit.GroupCommit`)."""
+        if self._closed:
+            raise StoreError(f"{self._where}: the store is closed")
+        return await self._group.submit(action, body)
+
+    async def _write_alone(
+        self, action: str, body: Callable[[AsyncConnection], Awaitable[_T]]
+    ) -> _T:
+        """Run ``body`` in a write transaction of its own; on PostgreSQL, run it again (in a new
+        transaction, up to ``MAX_ATTEMPTS`` in all) when it lost a deadlock or serialization
+        race."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 async with self._transaction(action, write=True) as conn:
@@ -585,6 +686,61 @@ def _upsert_statement(dialect: str) -> Insert:
 def _replaced_columns(excluded: Any) -> dict[str, Any]:
     keep = {*KEY_COLUMNS, "created_at"}
     return {column.name: excluded[column.name] for column in bindings.c if column.name not in keep}
+
+
+def merged_segments(
+    change_sets: builtins.list[ChangeSet],
+) -> builtins.list[tuple[builtins.list[tuple[str, str]], builtins.list[Binding]]]:
+    """Change sets applied in order, as few (removals, upserts) segments as give the same result.
+
+    Within a segment the removals run first, then one multi-row upsert; a change set whose
+    removal would hit a binding upserted earlier in the segment starts a new segment. Keys are
+    sorted (one lock order for every writer) and each key is upserted once per segment (the last
+    binding wins, as when applied one after the other).
+    """
+    segments: builtins.list[tuple[builtins.list[tuple[str, str]], builtins.list[Binding]]] = []
+    removals: set[tuple[str, str]] = set()
+    upserts: dict[tuple[str, str], Binding] = {}
+    upserted_aors: set[str] = set()
+    for changes in change_sets:
+        hits_earlier = any(
+            (aor in upserted_aors) if device_id == ALL_DEVICES else ((aor, device_id) in upserts)
+            for aor, device_id in changes.removals
+        )
+        if hits_earlier:
+            segments.append((sorted(removals), [upserts[key] for key in sorted(upserts)]))
+            removals, upserts, upserted_aors = set(), {}, set()
+        removals.update(changes.removals)
+        for binding in changes.final_upserts():
+            upserts[binding.key] = binding
+            upserted_aors.add(binding.aor)
+    if removals or upserts:
+        segments.append((sorted(removals), [upserts[key] for key in sorted(upserts)]))
+    return segments
+
+
+def _apply_body(
+    upsert: Insert, change_sets: builtins.list[ChangeSet]
+) -> Callable[[AsyncConnection], Awaitable[None]]:
+    """The write body of ``change_sets`` applied in order (see :func:`merged_segments`)."""
+
+    async def body(conn: AsyncConnection) -> None:
+        for removals, upserts in merged_segments(change_sets):
+            for aor, device_id in removals:
+                await conn.execute(_delete_statement(aor, device_id))
+            if upserts:
+                await conn.execute(upsert, [binding_to_row(b) for b in upserts])
+
+    return body
+
+
+def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
+    if future.done():  # its caller stopped waiting
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
 
 
 def _delete_statement(aor: str, device_id: str) -> Delete:
