@@ -175,7 +175,17 @@ def raw_rate(
     logging.getLogger("aioapns").setLevel(logging.CRITICAL)
     emulator_cpu = cpu_seconds(apns.proc.pid)
     client_cpu = time.process_time()
-    result = asyncio.run(_raw(apns, tokens, count, concurrencies))
+    # the loop sipush itself runs on ([server] event_loop = "auto": uvloop when installed)
+    try:
+        import uvloop
+
+        loop_factory: Any = uvloop.new_event_loop
+        loop_name = "uvloop"
+    except ImportError:
+        loop_factory, loop_name = None, "asyncio"
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        result = runner.run(_raw(apns, tokens, count, concurrencies))
+    result["event_loop"] = loop_name
     result["emulator_cpu_s"] = round(cpu_seconds(apns.proc.pid) - emulator_cpu, 2)
     result["client_cpu_s"] = round(time.process_time() - client_cpu, 2)
     return result
