@@ -397,17 +397,31 @@ def register_step(
     ):
         step = run_load(scenario, f"{proxy.host}:{proxy.port}", workdir / "sipp",
                         rate=rate, duration=duration, inf=inf, keys=keys)  # fmt: skip
+        sipush_log = proxy.stderr_text()
     rows_after = count_rows()
     case.steps.append(step)
-    case.records.append(
-        {
-            **step.summary(),
-            "rows_before": rows_before,
-            "rows_after": rows_after,
-            "inserted": rows_after - rows_before,
-        }
-    )
+    record = {
+        **step.summary(),
+        "rows_before": rows_before,
+        "rows_after": rows_after,
+        "inserted": rows_after - rows_before,
+    }
+    if not step.passed:  # what the peers said, since the work directory goes away
+        record["sipush_stderr_tail"] = _tail(sipush_log)
+        record["sipp_errors_tail"] = _tail(_read_text(workdir / "sipp" / "errors.log"))
+    case.records.append(record)
     return step
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _tail(text: str, lines: int = 15) -> list[str]:
+    return [line[:300] for line in text.splitlines()[-lines:]]
 
 
 class RateSearch:
