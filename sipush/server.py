@@ -37,6 +37,7 @@ after SIGINT or SIGTERM.
 from __future__ import annotations
 
 import asyncio
+import gc
 import ipaddress
 import logging
 import signal
@@ -69,11 +70,11 @@ from sipush.sip import (
     Response,
     make_response,
     parse_uri,
-    parse_via,
     response_destination,
     response_for_malformed,
     stamp_received,
 )
+from sipush.sip.ip import ip_literal
 from sipush.sip.message import Message
 from sipush.sip.timers import TimerConfig
 from sipush.sip.transaction_tables import TransactionError
@@ -85,6 +86,7 @@ from sipush.transport.layer import TransportLayer
 logger = logging.getLogger(__name__)
 
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
 class SipServer:
@@ -134,6 +136,7 @@ class SipServer:
             lambda: self.local,
             self._spawn,
             on_register_2xx=self._commit_registration,
+            send_bytes_now=self._send_bytes_now,
         )
         self._sweeper: asyncio.Task[None] | None = None
         self.sender = PushSender(build_providers(config.push))
@@ -321,6 +324,13 @@ class SipServer:
             data, transport=target.transport, remote=(target.host, target.port), flow=target.flow
         )
 
+    def _send_bytes_now(self, data: bytes, target: Target) -> Flow | None:
+        if not _sendable(target.host):
+            return None  # _send_bytes refuses it, with the reason
+        return self.transports.send_now(
+            data, transport=target.transport, remote=(target.host, target.port), flow=target.flow
+        )
+
     def _send_message(self, message: Message, flow: Flow) -> None:
         if isinstance(message, Response):
             self.send_response(message, flow)
@@ -334,7 +344,7 @@ class SipServer:
             return
         destination = flow.remote
         try:
-            top = parse_via(response.headers.get_all("via")[0])
+            top = response.top_via
             destination = response_destination(stamp_received(top, flow.remote[0], flow.remote[1]))
         except (ParseError, IndexError):
             if not via_may_be_broken:
@@ -345,7 +355,14 @@ class SipServer:
                 "not sending %d to %s (broadcast/multicast)", response.status, destination[0]
             )
             return
-        self._spawn(self._send(bytes(response), "udp", destination, flow))
+        data = bytes(response)
+        try:
+            if self.transports.send_now(data, transport="udp", remote=destination, flow=flow):
+                return
+        except SipushError as err:
+            logger.info("could not send to %s:%s over udp: %s", destination[0], destination[1], err)
+            return
+        self._spawn(self._send(data, "udp", destination, flow))
 
     async def _send(self, data: bytes, transport: str, remote: tuple[str, int], flow: Flow) -> None:
         try:
@@ -404,13 +421,10 @@ def _is_loopback_or_any(host: str) -> bool:
 
 def _sendable(host: str) -> bool:
     """Never send to broadcast, multicast or unspecified addresses (RFC 4475 §3.3.10 bcast)."""
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
+    address = ip_literal(host.strip("[]"))
+    if address is None:
         return True  # a name: resolved by the transport
-    if isinstance(address, ipaddress.IPv4Address) and address == ipaddress.IPv4Address(
-        "255.255.255.255"
-    ):
+    if isinstance(address, ipaddress.IPv4Address) and address == _BROADCAST:
         return False
     return not (address.is_multicast or address.is_unspecified)
 
@@ -432,6 +446,7 @@ async def serve(config: Config, stop: asyncio.Event) -> None:
     """Run until ``stop`` is set."""
     server = SipServer(config)
     await server.start()
+    tune_garbage_collector()
     for spec in server.transports.listening:
         print(f"sipush: listening on {spec}", file=sys.stderr, flush=True)
     try:
@@ -458,6 +473,25 @@ def run(config: Config) -> int:
         runner.run(main())
     logger.info("stopped")
     return 0
+
+
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_garbage_collector() -> None:
+    """Make the cyclic garbage collector cheap for a long-running proxy.
+
+    Every SIP transaction keeps its messages for up to 32 s (Timer J), so tens of thousands of
+    objects are alive under load, and CPython's default thresholds (700, 10, 10) then run a
+    full collection over all of them every few seconds: pauses of 100-300 ms measured here
+    (scripts/bench/relay_cpu.py), longer than T1, so UDP peers retransmit. ``gc.freeze()``
+    moves everything loaded at start-up (SQLAlchemy, the providers' clients) out of the
+    collector's sight, and the higher thresholds make young collections rarer; nearly all of
+    sipush's garbage has no cycles and is freed by reference counting anyway.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def event_loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:

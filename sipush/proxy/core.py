@@ -53,6 +53,8 @@ from sipush.transport.flow import Flow
 logger = logging.getLogger(__name__)
 
 SendBytes = Callable[[bytes, Target], Awaitable[Flow]]
+# Sends at once when nothing needs waiting for (a datagram to an IP address), else None.
+SendBytesNow = Callable[[bytes, Target], Flow | None]
 # (the REGISTER, its 2xx, the monotonic time the 2xx arrived) -> the 2xx to relay to the app
 RegisterHook = Callable[[PendingRegistration, Response, float], Awaitable[Response]]
 PREFERRED_4XX = (401, 407, 415, 420, 484)
@@ -96,9 +98,11 @@ class ProxyCore:
         local: Callable[[], LocalIdentity],
         spawn: Callable[[Coroutine[Any, Any, None]], None],
         on_register_2xx: RegisterHook | None = None,
+        send_bytes_now: SendBytesNow | None = None,
     ) -> None:
         self.transactions = transactions
         self.send_bytes = send_bytes
+        self.send_bytes_now = send_bytes_now
         self.local = local
         self.spawn = spawn
         self.on_register_2xx = on_register_2xx
@@ -181,7 +185,7 @@ class ProxyCore:
     def forward_stateless(self, forward: Forward) -> None:
         """§16.11-style forwarding without a transaction (ACK for 2xx, stray CANCEL)."""
         request = forward.request.with_via_prepended(self._via(forward.target, forward.request))
-        self.spawn(self._send(bytes(request), forward.target, None))
+        self._send_soon(bytes(request), forward.target, None)
 
     def cancel(self, server_tx: ServerTransaction[Any, Any]) -> bool:
         """A CANCEL matched this INVITE: cancel every pending branch (§16.10). False if unknown."""
@@ -216,7 +220,18 @@ class ProxyCore:
     # -- sending --------------------------------------------------------------------------------
 
     def _send_request(self, request: Request, target: Target, tx: AnyTransaction) -> None:
-        self.spawn(self._send(bytes(request), target, tx))
+        self._send_soon(bytes(request), target, tx)
+
+    def _send_soon(self, data: bytes, target: Target, tx: AnyTransaction | None) -> None:
+        """Send now when the transport can without waiting, else in a task. A failure goes
+        the task's way too, so the transaction learns of it outside the step that sent."""
+        if self.send_bytes_now is not None:
+            try:
+                if self.send_bytes_now(data, target) is not None:
+                    return
+            except SipushError:
+                pass  # the task below fails the same way and reports it
+        self.spawn(self._send(data, target, tx))
 
     async def _send(self, data: bytes, target: Target, tx: AnyTransaction | None) -> None:
         try:

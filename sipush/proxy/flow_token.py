@@ -24,6 +24,7 @@ import os
 import struct
 
 from sipush.errors import ConfigError
+from sipush.sip.ip import ip_literal
 from sipush.transport.flow import Flow
 
 _TRANSPORT_CODES = {"udp": 1, "tcp": 2, "tls": 3}
@@ -94,7 +95,8 @@ def load_or_create_key(path: str) -> bytes:
 
 
 def _pack_address(address: tuple[str, int]) -> bytes:
-    packed = ipaddress.ip_address(address[0]).packed
+    ip = ip_literal(address[0])
+    packed = ipaddress.ip_address(address[0]).packed if ip is None else ip.packed
     return bytes([len(packed)]) + packed + struct.pack("!H", address[1])
 
 

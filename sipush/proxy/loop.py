@@ -13,10 +13,16 @@ is fine.
 from __future__ import annotations
 
 import hashlib
-import secrets
+import os
+import random
 from collections.abc import Callable
 
 from sipush.sip import MAGIC_COOKIE, Request
+
+
+# Branches must be unique (§8.1.1.7), not secret: a generator seeded once from the OS is enough
+# and avoids a getrandom() system call per forwarded request.
+_unique = random.Random(os.urandom(32))
 
 
 def loop_hash(request: Request) -> str:
@@ -35,7 +41,7 @@ def loop_hash(request: Request) -> str:
 
 def branch_for(request: Request) -> str:
     """A fresh branch for a request sipush forwards, carrying its loop hash."""
-    return f"{MAGIC_COOKIE}-{loop_hash(request)}-{secrets.token_hex(6)}"
+    return f"{MAGIC_COOKIE}-{loop_hash(request)}-{_unique.getrandbits(48):012x}"
 
 
 def has_looped(request: Request, is_ours: Callable[[tuple[str, int]], bool]) -> bool:

@@ -52,7 +52,7 @@ LIST_HEADERS = frozenset(
 )  # fmt: skip
 
 _KEY_CACHE: dict[str, str] = {}
-_EMPTY: list[str] = []
+_EMPTY: tuple[str, ...] = ()
 
 
 def header_key(name: str) -> str:
@@ -82,29 +82,31 @@ class Headers:
                 found = [header_key(name) for name, _ in self._items]
             keys = tuple(found)  # type: ignore[arg-type]
         self._keys: tuple[str, ...] = keys
-        self._index: dict[str, list[str]] | None = None
+        self._index: dict[str, tuple[str, ...]] | None = None
 
-    def by_key(self, key: str) -> list[str]:
+    def by_key(self, key: str) -> tuple[str, ...]:
         """Values of every line whose normalised key (see :func:`header_key`) is ``key``.
 
-        The fast path for code that already holds a key such as ``"via"``; do not mutate the
-        list. The index behind it is built once, on the first lookup.
+        The fast path for code that already holds a key such as ``"via"``. The index behind it
+        is built once, on the first lookup. It holds tuples, not lists: a tuple of strings is
+        untracked by the garbage collector, and thousands of messages live in transactions.
         """
         index = self._index
         if index is None:
             index = self._build_index()
         return index.get(key, _EMPTY)
 
-    def _build_index(self) -> dict[str, list[str]]:
-        index: dict[str, list[str]] = {}
+    def _build_index(self) -> dict[str, tuple[str, ...]]:
+        index: dict[str, tuple[str, ...]] = {}
         for k, (_, value) in zip(self._keys, self._items, strict=True):
             bucket = index.get(k)
-            if bucket is None:
-                index[k] = [value]
-            else:
-                bucket.append(value)
+            index[k] = (value,) if bucket is None else (*bucket, value)
         self._index = index
         return index
+
+    def shed_index(self) -> None:
+        """Drop the lookup index (memory); the next lookup builds it again."""
+        self._index = None
 
     def present_keys(self) -> KeysView[str]:
         """The normalised keys of the headers present (a set-like view)."""
@@ -179,18 +181,55 @@ class Headers:
     def insert(self, pos: int, name: str, value: str) -> Headers:
         items = list(self._items)
         keys = list(self._keys)
+        key = header_key(name)
         items.insert(pos, (name, value))
-        keys.insert(pos, header_key(name))
-        return Headers(items, tuple(keys))
+        keys.insert(pos, key)
+        before = self._keys[:pos].count(key) if key in self._keys else 0
+        if self._index is None:
+            return Headers(items, tuple(keys))
+        old = self._index.get(key, ())
+        return self._derived(items, tuple(keys), key, (*old[:before], value, *old[before:]))
 
     def append(self, name: str, value: str) -> Headers:
-        return Headers((*self._items, (name, value)), (*self._keys, header_key(name)))
+        key = header_key(name)
+        items, keys = (*self._items, (name, value)), (*self._keys, key)
+        if self._index is None:
+            return Headers(items, keys)
+        return self._derived(items, keys, key, (*self._index.get(key, ()), value))
+
+    def _derived(
+        self,
+        items: Iterable[tuple[str, str]],
+        keys: tuple[str, ...],
+        changed: str,
+        values: tuple[str, ...] | None = None,
+    ) -> Headers:
+        """A new Headers differing from this one only in the lines of key ``changed`` (whose
+        values are ``values``, when the caller knows them): this one's lookup index is reused
+        with that key's entry replaced (a proxy derives four or five messages from each one it
+        forwards)."""
+        headers = Headers(items, keys)
+        index = self._index
+        if index is not None:
+            index = dict(index)
+            if values is None:
+                values = tuple(
+                    [v for (_, v), k in zip(headers._items, keys, strict=True) if k == changed]
+                )
+            if values:
+                index[changed] = values
+            else:
+                index.pop(changed, None)
+            headers._index = index
+        return headers
 
     def remove(self, name: str) -> Headers:
         """Drop every line called ``name``."""
         key = header_key(name)
+        if key not in self._keys:
+            return self
         kept = [(item, k) for item, k in zip(self._items, self._keys, strict=True) if k != key]
-        return Headers((item for item, _ in kept), tuple(k for _, k in kept))
+        return self._derived((item for item, _ in kept), tuple(k for _, k in kept), key)
 
     def replace(self, name: str, value: str) -> Headers:
         """Set the first line called ``name`` to ``value`` and drop the others (or append)."""
@@ -209,7 +248,7 @@ class Headers:
         if not done:
             items.append((name, value))
             keys.append(key)
-        return Headers(items, tuple(keys))
+        return self._derived(items, tuple(keys), key)
 
     def pop_first_value(self, name: str) -> tuple[str | None, Headers]:
         """Remove the first list element of ``name`` (e.g. the top Route, §16.4) and return it."""
@@ -225,5 +264,5 @@ class Headers:
                 else:
                     del items[i]
                     del keys[i]
-                return first, Headers(items, tuple(keys))
+                return first, self._derived(items, tuple(keys), key)
         return None, self

@@ -12,6 +12,7 @@ Messages never change. A proxy derives new ones through helpers that return a co
 
 from __future__ import annotations
 
+import functools
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
@@ -28,7 +29,7 @@ from sipush.sip.grammar import (
     is_token,
     split_commas,
 )
-from sipush.sip.headers import Headers
+from sipush.sip.headers import Headers, header_key
 from sipush.sip.uri import Uri
 from sipush.sip.via import Via, parse_via
 
@@ -60,12 +61,20 @@ class _Typed(ABC):
     def vias(self) -> tuple[Via, ...]:
         return tuple([parse_via(v) for v in _non_empty(list_values(self.headers, "via"), "Via")])
 
-    @property
+    @cached_view
     def top_via(self) -> Via:
-        vias = self.vias
-        if not vias:
+        cached = self.__dict__.get("vias")
+        if cached is not None:
+            if not cached:
+                raise ParseError("missing Via")
+            return cached[0]  # type: ignore[no-any-return]
+        lines = self.headers.by_key("via")
+        if not lines:
             raise ParseError("missing Via")
-        return vias[0]
+        first = split_commas(lines[0])[0] if "," in lines[0] else lines[0]
+        if not first:
+            raise ParseError("empty value in Via")  # RFC 4475 §3.1.2.1 badinv01
+        return parse_via(first)
 
     @cached_view
     def from_(self) -> NameAddr:
@@ -189,6 +198,15 @@ class _Typed(ABC):
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
 
+    def shed_views(self) -> None:
+        """Forget the typed views built so far and the header index; they are rebuilt on next
+        use. For a message kept only to be matched or sent again (a transaction waiting out
+        Timer J, K, I or D): what it no longer holds the garbage collector need not visit."""
+        cached = self.__dict__
+        for name in _view_names(type(self)):
+            cached.pop(name, None)
+        self.headers.shed_index()
+
     @abstractmethod
     def start_line(self) -> str:
         """The request line or status line, without CRLF."""
@@ -200,20 +218,32 @@ class _Typed(ABC):
         return bytes(self)
 
     # -- helpers returning a new message of the same kind -------------------------------------
-    def with_headers(self, headers: Headers) -> Self:
-        return replace(self, headers=headers)  # type: ignore[type-var]
+    def with_headers(self, headers: Headers, *, changed: str | None = None) -> Self:
+        """This message with ``headers``. When only the lines of one header changed (its
+        normalised key ``changed``), the views already built from the others carry over."""
+        message = replace(self, headers=headers)  # type: ignore[type-var]
+        if changed is not None:
+            cached = self.__dict__
+            carried = message.__dict__
+            for name in _view_names(type(self)):
+                if name in cached and VIEW_HEADERS.get(name, changed) != changed:
+                    carried[name] = cached[name]
+        return message
 
     def with_header_prepended(self, name: str, value: str) -> Self:
-        return self.with_headers(self.headers.prepend(name, value))
+        return self.with_headers(self.headers.prepend(name, value), changed=header_key(name))
 
     def with_header_appended(self, name: str, value: str) -> Self:
-        return self.with_headers(self.headers.append(name, value))
+        return self.with_headers(self.headers.append(name, value), changed=header_key(name))
 
     def with_header_removed(self, name: str) -> Self:
-        return self.with_headers(self.headers.remove(name))
+        headers = self.headers.remove(name)
+        if headers is self.headers:
+            return self
+        return self.with_headers(headers, changed=header_key(name))
 
     def with_header_replaced(self, name: str, value: str) -> Self:
-        return self.with_headers(self.headers.replace(name, value))
+        return self.with_headers(self.headers.replace(name, value), changed=header_key(name))
 
     def _serialise(self, start_line: str) -> bytes:
         items = self.headers.items
@@ -264,7 +294,11 @@ class Request(_Typed):
 
     # -- helpers returning new requests ------------------------------------------------------
     def with_uri(self, uri: Uri) -> Request:
-        return replace(self, uri=uri)
+        request = replace(self, uri=uri)
+        request.__dict__.update(  # every view is of the headers, which did not change
+            {name: value for name, value in self.__dict__.items() if name in VIEW_HEADERS}
+        )
+        return request
 
     def with_body(self, body: bytes, content_type: str | None = None) -> Request:
         headers = self.headers
@@ -274,30 +308,38 @@ class Request(_Typed):
 
     def with_via_prepended(self, via: Via | str) -> Request:
         """§16.6 step 8: the proxy's own Via goes on top."""
-        return self.with_header_prepended("Via", str(via))
+        request = self.with_header_prepended("Via", str(via))
+        if isinstance(via, Via):
+            request.__dict__["top_via"] = via
+        return request
 
     def with_top_via_replaced(self, via: Via) -> Request:
         """Replace the top Via value (e.g. after stamping ``received``, §18.2.1)."""
         first, rest = self.headers.pop_first_value("Via")
         if first is None:
             return self.with_via_prepended(via)
-        return replace(self, headers=rest.prepend("Via", str(via)))
+        request = self.with_headers(rest.prepend("Via", str(via)), changed="via")
+        request.__dict__["top_via"] = via
+        return request
 
     def with_max_forwards_decremented(self) -> Request:
         """§16.6 step 3: decrement Max-Forwards, or add it with 70 when absent."""
         value = self.max_forwards
         new = DEFAULT_MAX_FORWARDS if value is None else max(value - 1, 0)
         if value is None:
-            return replace(self, headers=self.headers.append("Max-Forwards", str(new)))
-        return replace(self, headers=self.headers.replace("Max-Forwards", str(new)))
+            request = self.with_header_appended("Max-Forwards", str(new))
+        else:
+            request = self.with_header_replaced("Max-Forwards", str(new))
+        request.__dict__["max_forwards"] = new
+        return request
 
     def with_top_route_popped(self) -> tuple[NameAddr | None, Request]:
         """§16.4: remove the first Route value and return it with the new request."""
         first, headers = self.headers.pop_first_value("Route")
         if first is None:
             return None, self
-        return parse_name_addr(first, "Route", require_brackets=True), replace(
-            self, headers=headers
+        return parse_name_addr(first, "Route", require_brackets=True), self.with_headers(
+            headers, changed="route"
         )
 
 
@@ -325,10 +367,33 @@ class Response(_Typed):
     def with_top_via_removed(self) -> Response:
         """§16.7 step 3: a proxy removes its own Via before relaying a response upstream."""
         _, headers = self.headers.pop_first_value("Via")
-        return replace(self, headers=headers)
+        return self.with_headers(headers, changed="via")
 
 
 Message = Request | Response
+
+
+#: The header (normalised key) each typed view is read from: a message derived by changing
+#: other headers keeps the view (``with_headers(..., changed=KEY)``).
+VIEW_HEADERS = {
+    "vias": "via", "top_via": "via", "from_": "from", "to": "to", "call_id": "call-id",
+    "cseq": "cseq", "max_forwards": "max-forwards", "contacts": "contact",
+    "contact_is_star": "contact", "routes": "route", "record_routes": "record-route",
+    "paths": "path", "content_length": "content-length", "content_type": "content-type",
+    "expires": "expires", "require": "require", "proxy_require": "proxy-require",
+    "supported": "supported",
+}  # fmt: skip
+
+
+@functools.cache
+def _view_names(cls: type) -> tuple[str, ...]:
+    """The names of the cached views of a message class."""
+    return tuple(
+        name
+        for klass in cls.__mro__
+        for name, value in vars(klass).items()
+        if isinstance(value, cached_view)
+    )
 
 
 def single_value(headers: Headers, key: str, name: str) -> str:

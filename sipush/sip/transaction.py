@@ -286,6 +286,12 @@ class Transaction(ABC, Generic[S, I]):
             if action is not None:
                 actions.append(action)
         self._state = transition.next_state
+        if transition.next_state.name in _WAITING_STATES:
+            # From here the messages are only matched or sent again, for up to 32 s (Timer J):
+            # keep them lean (thousands wait at once under load).
+            self.request.shed_views()
+            if self.last_response is not None:
+                self.last_response.shed_views()
         return actions
 
     def _action(self, step: Step, message: Message | None) -> Action | None:
@@ -341,6 +347,9 @@ class Transaction(ABC, Generic[S, I]):
         return None
 
 
+#: States in which a transaction only waits out a timer (absorbing retransmissions).
+_WAITING_STATES = frozenset({"COMPLETED", "CONFIRMED", "ACCEPTED", "TERMINATED"})
+
 #: Per machine, the inputs that come with a message (``RECV_...`` and ``SEND_...``).
 _MESSAGE_INPUTS: dict[str, frozenset[Enum]] = {
     machine.name: frozenset(i for i in machine.inputs if i.name.startswith(("RECV_", "SEND_")))
@@ -375,7 +384,11 @@ class ClientTransaction(Transaction[S, I]):
             # §17.1: an ACK for a 2xx is sent by the TU directly; one for 300-699 by the
             # INVITE client transaction. Neither has a transaction of its own.
             raise TransactionError("ACK has no client transaction of its own (§17.1)")
-        if not (request.vias and request.top_via.branch):
+        try:
+            branch = request.top_via.branch
+        except ParseError:
+            branch = None
+        if not branch:
             raise TransactionError("a client transaction needs a top Via with a branch (§8.1.1.7)")
         super().__init__(request, reliable=reliable, config=config)
 

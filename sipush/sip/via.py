@@ -14,7 +14,6 @@ Also here, because they only read and stamp Via values:
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from dataclasses import dataclass, replace
 
@@ -35,6 +34,7 @@ from sipush.sip.grammar import (
     set_param,
     strict_params_re,
 )
+from sipush.sip.ip import ip_literal
 from sipush.sip.uri import is_ipv6_reference
 
 MAGIC_COOKIE = "z9hG4bK"
@@ -192,11 +192,7 @@ def _is_ip_address(text: str) -> bool:
     """IPv4address / IPv6address (§20.42 via-received); a bracketed IPv6 is tolerated."""
     if text.startswith("["):
         return is_ipv6_reference(text)
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+    return ip_literal(text) is not None
 
 
 def stamp_received(via: Via, source_host: str, source_port: int) -> Via:

@@ -7,8 +7,9 @@ connection; for UDP the datagram stream between two sockets. The proxy stores fl
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
+
+from sipush.sip.ip import ip_literal
 
 STREAM_TRANSPORTS = ("tcp", "tls")
 FLOW_TRANSPORTS = ("udp", *STREAM_TRANSPORTS)
@@ -26,11 +27,8 @@ def normalize_address(address: tuple[object, ...]) -> Address:
     if not isinstance(port, int):
         raise ValueError(f"port must be an int, got {port!r}")
     host = host.strip("[]")
-    try:
-        host = str(ipaddress.ip_address(host))
-    except ValueError:
-        host = host.lower()
-    return host, port
+    ip = ip_literal(host)
+    return (host.lower() if ip is None else str(ip)), port
 
 
 @dataclass(frozen=True)

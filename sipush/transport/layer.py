@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import logging
 import os
 import socket
@@ -33,6 +32,7 @@ import ssl
 from collections.abc import Callable
 
 from sipush.errors import TransportError
+from sipush.sip.ip import ip_literal
 from sipush.transport.events import TransportEvent
 from sipush.transport.flow import FLOW_TRANSPORTS, Address, Flow, normalize_address
 from sipush.transport.listen import ListenSpec
@@ -163,6 +163,21 @@ class TransportLayer:
         connection.write(data)
         await connection.drain()
         return connection.flow
+
+    def send_now(
+        self, data: bytes, *, transport: str, remote: tuple[str, int], flow: Flow | None = None
+    ) -> Flow | None:
+        """:meth:`send` without a task, when nothing needs waiting for: a datagram to an IP
+        address. Returns ``None`` when :meth:`send` must be used instead (a name to resolve, a
+        connection to open or drain). TransportError as :meth:`send`."""
+        if transport != "udp" or self._closed:
+            return None
+        address = normalize_address(remote)
+        if ip_literal(address[0]) is None:
+            return None
+        if flow is not None and flow.transport != "udp":
+            flow = None
+        return self._datagram_endpoint_for(address, flow).send(data, address)
 
     def is_open(self, flow: Flow) -> bool:
         """Whether ``flow`` can still carry a message (its connection, or UDP socket, is open)."""
@@ -324,11 +339,8 @@ class TransportLayer:
     async def _resolve(self, remote: tuple[str, int], kind: socket.SocketKind) -> Address:
         """An IP address for ``remote``: IP literals as they are, names through the resolver."""
         host, port = normalize_address(remote)
-        try:
-            ipaddress.ip_address(host)
+        if ip_literal(host) is not None:
             return host, port
-        except ValueError:
-            pass
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=kind)
         except OSError as err:

@@ -46,7 +46,9 @@ class DatagramEndpoint(asyncio.DatagramProtocol):
         # asyncio's selector datagram transport does not subclass DatagramTransport: cast.
         self._transport = cast(asyncio.DatagramTransport, transport)
         self.local = normalize_address(transport.get_extra_info("sockname"))
-        self.family = transport.get_extra_info("socket").family
+        sock = transport.get_extra_info("socket")
+        self.family = sock.family
+        _enlarge_receive_buffer(sock)
 
     @property
     def is_open(self) -> bool:
@@ -93,3 +95,22 @@ class DatagramEndpoint(asyncio.DatagramProtocol):
             self._transport.close()
         elif not self.closed.done():
             self.closed.set_result(None)
+
+
+RECEIVE_BUFFER = 4 * 1024 * 1024  # bytes: about 4,000 SIP datagrams queued while the loop is busy
+
+
+def _enlarge_receive_buffer(sock: socket.socket) -> None:
+    """Ask for a 4 MiB receive buffer: a burst that arrives while sipush is busy (a call wave,
+    a store commit) waits in the kernel instead of being dropped (``RcvbufErrors``), which
+    would cost the sender a 500 ms retransmission. ``SO_RCVBUFFORCE`` passes the kernel's
+    ``net.core.rmem_max`` cap when sipush may (root, CAP_NET_ADMIN); otherwise the kernel
+    gives what the cap allows."""
+    for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+        if option is None:
+            continue
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, RECEIVE_BUFFER)
+            return
+        except OSError as err:
+            logger.debug("cannot set the UDP receive buffer (option %s): %s", option, err)
