@@ -341,15 +341,33 @@ def ratio(numerator: float, denominator: float) -> float:
     return round(numerator / denominator, 3) if denominator else 0.0
 
 
+def summary_row(
+    figure: str, measured: str, target: str, met: bool, baseline: str = "", **extra: Any
+) -> dict[str, Any]:
+    """The row every benchmark returns and :func:`print_table` prints; ``figure`` starts with
+    the figure's number in issue #5."""
+    return {
+        "figure": figure,
+        "measured": measured,
+        "baseline": baseline,
+        "target": target,
+        "met": met,
+        **extra,
+    }
+
+
+TABLE_COLUMNS = ("figure", "measured", "baseline", "target", "met")
+
+
 def print_table(rows: Sequence[Mapping[str, Any]]) -> None:
-    """``figure | kamailio alone | with sipush | ratio | target | met``."""
-    header = f"{'figure':<28} {'kamailio alone':>15} {'with sipush':>12} {'ratio':>7}"
-    header += f" {'target':>7}  met"
+    """``figure | measured | baseline | target | met``, one line per row."""
+    widths = [max([len(str(row[key])) for row in rows] + [len(key)]) for key in TABLE_COLUMNS]
+    header = "  ".join(key.ljust(width) for key, width in zip(TABLE_COLUMNS, widths, strict=True))
     print(header)
     print("-" * len(header))
     for row in rows:
-        met = "yes" if row["ratio"] >= row["target"] else "NO"
-        print(
-            f"{row['figure']:<28} {row['baseline']:>13g}/s {row['sipush']:>10g}/s"
-            f" {row['ratio']:>7.0%} {row['target']:>7.0%}  {met}"
-        )
+        cells = [
+            str(row[key]) if key != "met" else ("yes" if row[key] else "NO")
+            for key in TABLE_COLUMNS
+        ]
+        print("  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)))

@@ -32,7 +32,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, SIPP_BUFF, machine, read_rtt, read_stats, write_json
+from common import (
+    RESULTS,
+    SIPP_BUFF,
+    machine,
+    print_table,
+    read_rtt,
+    read_stats,
+    summary_row,
+    write_json,
+)
 from device_farm import DeviceFarm
 from wakekit import (
     BUNDLE,
@@ -40,7 +49,6 @@ from wakekit import (
     latency_text,
     log_x,
     memory_kb,
-    print_rows,
     problems,
     pyplot,
     start_apns,
@@ -48,7 +56,6 @@ from wakekit import (
     start_wake_sipush,
     stats,
     stderr_position,
-    summary_row,
     timeline,
 )
 
@@ -290,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON/PNG directory")
     args = parser.parse_args(argv)
     rows = run(args.out, smoke=args.smoke, count=args.count, rate=args.rate)
-    print_rows(rows)
+    print_table(rows)
     return 0
 
 

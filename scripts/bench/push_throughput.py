@@ -44,7 +44,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, SIPP_BUFF, machine, read_stats, write_json
+from common import RESULTS, SIPP_BUFF, machine, print_table, read_stats, summary_row, write_json
 from device_farm import DeviceFarm
 from wakekit import (
     BUNDLE,
@@ -52,7 +52,6 @@ from wakekit import (
     cdf,
     latency_text,
     log_x,
-    print_rows,
     problems,
     pyplot,
     start_apns,
@@ -60,7 +59,6 @@ from wakekit import (
     start_wake_sipush,
     stats,
     stderr_position,
-    summary_row,
     timeline,
 )
 
@@ -404,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         devices=args.devices,
         raw_count=args.raw_count,
     )
-    print_rows(rows)
+    print_table(rows)
     return 0
 
 

@@ -33,6 +33,7 @@ from common import (
     start_kamailio,
     start_sipush,
     step_rates,
+    summary_row,
     write_json,
 )
 
@@ -47,7 +48,7 @@ from tests.peers.sipp import (
 NAME = "register_rate"
 TARGET = 0.5
 KAMAILIO_RATES = (1000, 2000, 4000, 6000, 8000, 10000, 12000, 14000, 16000, 20000)
-SIPUSH_RATES = (50, 100, 150, 200, 250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 10000)
+SIPUSH_RATES = (250, 500, 750, 1000, 1250, 1500, 1750, 2000, 2500, 3000, 4000, 6000, 8000)
 SMOKE_RATE = 50.0
 SMOKE_SECONDS = 3.0
 
@@ -113,13 +114,17 @@ def run(
                 ),
                 label,
             )
-    row = {
-        "figure": "1 REGISTER relay (UDP)",
-        "baseline": best["kamailio alone"],
-        "sipush": best["sipush+kamailio"],
-        "ratio": ratio(best["sipush+kamailio"], best["kamailio alone"]),
-        "target": TARGET,
-    }
+    baseline, with_sipush = best["kamailio alone"], best["sipush+kamailio"]
+    row = summary_row(
+        "1 REGISTER relay (UDP)",
+        f"{with_sipush:g}/s",
+        f">= {TARGET:.0%} of Kamailio alone",
+        ratio(with_sipush, baseline) >= TARGET,
+        baseline=f"{baseline:g}/s Kamailio alone",
+        rate=with_sipush,
+        baseline_rate=baseline,
+        ratio=ratio(with_sipush, baseline),
+    )
     write_json(
         out,
         NAME,

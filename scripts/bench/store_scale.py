@@ -59,6 +59,7 @@ from common import (
     Step,
     machine,
     plot_steps,
+    print_table,
     ratio,
     run_load,
     start_kamailio,
@@ -602,17 +603,6 @@ def summary_row(small: Case, big: Case) -> dict[str, Any]:
     }
 
 
-def print_summary(rows: Sequence[dict[str, Any]]) -> None:
-    header = f"{'figure':<30} {'big store':>10} {'small store':>18} {'ratio':>6} {'target':>7}  met"
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        print(
-            f"{row['figure']:<30} {row['measured']:>10} {row['baseline']:>18}"
-            f" {row['ratio']:>6.0%} {row['target']:>7}  {'yes' if row['met'] else 'NO'}"
-        )
-
-
 def _exit_on_sigterm(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds: peers stopped, databases dropped
 
@@ -644,7 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         postgresql_rows=args.postgresql_rows,
         refine=args.refine,
     )
-    print_summary(rows)
+    print_table(rows)
     return 0
 
 

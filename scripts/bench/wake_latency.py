@@ -33,14 +33,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, machine, run_load, write_json
+from common import RESULTS, machine, print_table, run_load, summary_row, write_json
 from device_farm import DeviceFarm
 from wakekit import (
     BUNDLE,
     cdf,
     latency_text,
     log_x,
-    print_rows,
     problems,
     pyplot,
     start_apns,
@@ -48,7 +47,6 @@ from wakekit import (
     start_wake_sipush,
     stats,
     stderr_position,
-    summary_row,
     timeline,
 )
 
@@ -203,7 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON/PNG directory")
     args = parser.parse_args(argv)
     rows = run(args.out, smoke=args.smoke, rate=args.rate, duration=args.duration)
-    print_rows(rows)
+    print_table(rows)
     return 0
 
 

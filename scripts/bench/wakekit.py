@@ -11,7 +11,7 @@
 * :func:`timeline`: sipush's ``sipush.timeline`` lines (``wake-push ... ms=``,
   ``wake-release ... ms=``) from its stderr.
 * :func:`memory_kb`: ``VmRSS`` / ``RssAnon`` of a PID from ``/proc/<pid>/status``.
-* :func:`summary_row`, :func:`print_rows`, :func:`cdf`: the benchmarks' rows, table and plots.
+* :func:`cdf`, :func:`log_x`: the wake benchmarks' plots (rows and tables: ``common``).
 """
 
 from __future__ import annotations
@@ -284,36 +284,6 @@ def latency_text(stats: Mapping[str, float]) -> str:
     if not stats:
         return "no samples"
     return f"p50 {stats['p50']:.2f} ms, p99 {stats['p99']:.2f} ms"
-
-
-def summary_row(
-    figure: str, measured: str, target: str, met: bool, baseline: str = "", **extra: Any
-) -> dict[str, Any]:
-    """The row every wake benchmark returns (and ``run_all``-style tables print)."""
-    return {
-        "figure": figure,
-        "measured": measured,
-        "baseline": baseline,
-        "target": target,
-        "met": met,
-        **extra,
-    }
-
-
-def print_rows(rows: Sequence[Mapping[str, Any]]) -> None:
-    """``figure | measured | baseline | target | met``."""
-    widths = [max([len(str(row[key])) for row in rows] + [len(key)]) for key in _COLUMNS]
-    header = "  ".join(key.ljust(width) for key, width in zip(_COLUMNS, widths, strict=True))
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        cells = [
-            str(row[key]) if key != "met" else ("yes" if row[key] else "NO") for key in _COLUMNS
-        ]
-        print("  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)))
-
-
-_COLUMNS = ("figure", "measured", "baseline", "target", "met")
 
 
 def cdf(ax: Any, samples: Sequence[float], label: str) -> None:
