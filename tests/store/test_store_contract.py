@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sipush.errors import StoreError
 from sipush.push.params import PushInfo
 from sipush.store import ChangeSet
+from sipush.store.binding_store import PURGE_CHUNK
 from sipush.store.tables import PUSH_COLUMNS, bindings
 from tests.store.storekit import T0, Backend, android_push, ios_push, make_binding, make_push
 
@@ -172,6 +173,20 @@ async def test_purge_expired(backend: Backend) -> None:
         assert await store.purge_expired(T0 + timedelta(seconds=60)) == 2  # 30 s and exactly 60 s
         assert [b.aor for b in await store.list(include_expired=True)] == [BOB]
         assert await store.purge_expired(T0 + timedelta(seconds=60)) == 0
+
+
+async def test_purge_expired_in_chunks_removes_every_expired_binding(backend: Backend) -> None:
+    # More expired bindings than one purge transaction takes (PURGE_CHUNK): all go, the
+    # count is exact, and a live binding among them stays.
+    expired = [
+        make_binding(f"sip:u{i}@example.com", PHONE, expires_in=10)
+        for i in range(2 * PURGE_CHUNK + 7)
+    ]
+    live = make_binding(ALICE, TABLET, expires_in=3600)
+    async with await backend.open() as store:
+        await store.apply(ChangeSet(upserts=(*expired, live)))
+        assert await store.purge_expired(T0 + timedelta(seconds=10)) == len(expired)
+        assert await store.list(include_expired=True) == [live]
 
 
 async def test_bindings_survive_close_and_reopen(backend: Backend) -> None:
