@@ -7,6 +7,7 @@ The store is asyncio-only; ``async def`` tests here are run with :func:`asyncio.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,15 +42,24 @@ def postgresql_url() -> str:
     return POSTGRESQL_URL
 
 
+@pytest.fixture
+def store_cache_ttl() -> float:
+    """``cache_ttl`` of the stores that ``backend`` opens: 0, no binding cache, unless a module
+    overrides this fixture (test_store_contract.py runs its tests without and with one)."""
+    return 0.0
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, store_cache_ttl: float
+) -> Iterator[Backend]:
     """A fresh, empty database: a SQLite file, or a new schema in the real PostgreSQL."""
     if request.param == "sqlite":
-        yield sqlite_backend(tmp_path)
+        yield dataclasses.replace(sqlite_backend(tmp_path), cache_ttl=store_cache_ttl)
         return
     require_postgresql()
     schema = new_schema_name()
     try:
-        yield Backend("postgresql", POSTGRESQL_URL, schema)
+        yield Backend("postgresql", POSTGRESQL_URL, schema, cache_ttl=store_cache_ttl)
     finally:
         drop_schema(schema)

@@ -118,15 +118,19 @@ def android_push() -> PushInfo:
 
 @dataclass
 class Backend:
-    """One real database for one test: ``url`` (+ ``schema`` on PostgreSQL)."""
+    """One real database for one test: ``url`` (+ ``schema`` on PostgreSQL); ``cache_ttl`` > 0:
+    the stores it opens keep a binding cache (``BindingStore.open(cache_ttl=...)``)."""
 
     name: str
     url: str
     schema: str | None = None
+    cache_ttl: float = 0.0
 
     async def open(self, **options: Any) -> BindingStore:
         if self.schema is not None:
             options.setdefault("schema", self.schema)
+        if self.cache_ttl > 0:
+            options.setdefault("cache_ttl", self.cache_ttl)
         return await BindingStore.open(self.url, **options)
 
 

@@ -31,6 +31,13 @@ DESKTOP = "<urn:uuid:00000000-0000-4000-8000-000000000003>"
 LATER = T0 + timedelta(minutes=10)
 
 
+@pytest.fixture(params=[0.0, 30.0], ids=["uncached", "cached"])
+def store_cache_ttl(request: pytest.FixtureRequest) -> float:
+    """Every contract test runs on each database twice: stores without and with a binding cache
+    (as ``sipush serve`` opens them), which must keep the same contract."""
+    return float(request.param)
+
+
 async def test_upsert_then_get_and_list(backend: Backend) -> None:
     alice_phone = make_binding(ALICE, PHONE, push=ios_push())
     bob_phone = make_binding(BOB, PHONE, push=android_push(), transport="tcp")
