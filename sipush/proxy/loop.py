@@ -19,7 +19,6 @@ from collections.abc import Callable
 
 from sipush.sip import MAGIC_COOKIE, Request
 
-
 # Branches must be unique (§8.1.1.7), not secret: a generator seeded once from the OS is enough
 # and avoids a getrandom() system call per forwarded request.
 _unique = random.Random(os.urandom(32))

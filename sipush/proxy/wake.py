@@ -308,7 +308,7 @@ class WakeService:
 
             async def save() -> None:
                 try:
-                    await store.record_push(record)
+                    await store.add_push_record(record)
                 except SipushError as err:
                     logger.warning("could not record a push: %s", err)
 

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import dataclasses
 import os
 import re
 import sqlite3
@@ -74,7 +75,7 @@ from sqlalchemy.pool import StaticPool
 
 from sipush.errors import StoreError
 from sipush.store.binding_cache import DEFAULT_MAX_AORS, BindingCache
-from sipush.store.group_commit import GroupCommit
+from sipush.store.group_commit import GroupCommit, MergedWrites
 from sipush.store.model import ALL_DEVICES, Binding, ChangeSet, PushRecord, as_utc
 from sipush.store.tables import (
     ADDED_TABLES,
@@ -148,9 +149,12 @@ class BindingStore:
         self._upsert = _upsert_statement(engine.dialect.name)
         self._group: GroupCommit[AsyncConnection] = GroupCommit(self._write_alone)
         self.cache = cache
-        self._pending_changes: list[tuple[ChangeSet, asyncio.Future[None]]] = []
-        self._merge_scheduled = False
-        self._merge_tasks: set[asyncio.Task[None]] = set()
+        self._changes: MergedWrites[AsyncConnection, ChangeSet] = MergedWrites(
+            self._group, "apply a change set", self._write_change_sets, self._cache_applied
+        )
+        self._push_records: MergedWrites[AsyncConnection, PushRecord] = MergedWrites(
+            self._group, "record pushes", self._write_push_records
+        )
 
     @classmethod
     async def open(
@@ -221,50 +225,7 @@ class BindingStore:
         """
         if not changes:
             return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending_changes.append((changes, future))
-        if not self._merge_scheduled:
-            self._merge_scheduled = True
-            task = asyncio.get_running_loop().create_task(self._apply_pending())
-            self._merge_tasks.add(task)
-            task.add_done_callback(self._merge_tasks.discard)
-        await future
-        if self.cache is not None:
-            self.cache.applied(changes)
-
-    async def _apply_pending(self) -> None:
-        """Commit the change sets pending when this body's transaction starts (see apply)."""
-        taken: builtins.list[tuple[ChangeSet, asyncio.Future[None]]] = []
-
-        async def body(conn: AsyncConnection) -> None:
-            if not taken:  # first run; a re-run after a failed shared transaction reuses them
-                taken.extend(self._pending_changes)
-                self._pending_changes.clear()
-                self._merge_scheduled = False
-            await _apply_body(self._upsert, [changes for changes, _ in taken])(conn)
-
-        try:
-            await self._write("apply a change set", body)
-        except Exception as err:
-            if len(taken) <= 1:
-                for _, future in taken:
-                    _settle(future, err)
-                if not taken:  # the body never ran: nothing was taken, let a later apply retry
-                    self._merge_scheduled = False
-                    for _, future in self._pending_changes:
-                        _settle(future, err)
-                    self._pending_changes.clear()
-                return
-            for changes, future in taken:  # find the bad one: each alone
-                try:
-                    await self._write("apply a change set", _apply_body(self._upsert, [changes]))
-                except Exception as alone_err:
-                    _settle(future, alone_err)
-                else:
-                    _settle(future, None)
-            return
-        for _, future in taken:
-            _settle(future, None)
+        await self._changes.submit(changes)  # the cache follows in _cache_applied
 
     async def get(self, aor: str) -> builtins.list[Binding]:
         """Every binding of ``aor``, expired ones included (the caller decides with its clock)."""
@@ -311,13 +272,12 @@ class BindingStore:
     async def delete(self, aor: str, device_id: str | None = None) -> int:
         """Remove one device's binding of ``aor`` (all of them when ``device_id`` is ``None`` or
         ``"*"``); return how many rows went."""
-        try:
-            return await self._write_count(
-                "delete bindings", _delete_statement(aor, device_id or ALL_DEVICES)
-            )
-        finally:
-            if self.cache is not None:
-                self.cache.forget(aor)
+        cache = self.cache
+        return await self._write_count(
+            "delete bindings",
+            _delete_statement(aor, device_id or ALL_DEVICES),
+            None if cache is None else lambda _: cache.forget(aor),
+        )
 
     async def purge_expired(
         self, now: datetime, *, push_retention: timedelta = PUSH_RETENTION
@@ -349,28 +309,53 @@ class BindingStore:
         async def old_pushes(conn: AsyncConnection) -> None:
             await conn.execute(delete(push_table).where(push_table.c.sent_at < cutoff))
 
+        cache = self.cache
+        expired: Callable[[int], None] | None = (
+            None if cache is None else lambda _: cache.expire(moment)
+        )
         removed = 0
-        try:
-            while True:
-                count = await self._write("purge expired bindings", chunk)
-                removed += count
-                if count < PURGE_CHUNK:
-                    break
-            await self._write("purge old push records", old_pushes)
-        finally:
-            if self.cache is not None:
-                self.cache.expire(moment)
+        while True:
+            count = await self._write("purge expired bindings", chunk, expired)
+            removed += count
+            if count < PURGE_CHUNK:
+                break
+        await self._write("purge old push records", old_pushes)
         return removed
+
+    async def _write_change_sets(
+        self, conn: AsyncConnection, change_sets: builtins.list[ChangeSet]
+    ) -> None:
+        """The statements of ``change_sets`` applied in order (see :func:`merged_segments`)."""
+        for removals, upserts in merged_segments(change_sets):
+            for aor, device_id in removals:
+                await conn.execute(_delete_statement(aor, device_id))
+            if upserts:
+                await conn.execute(self._upsert, [binding_to_row(b) for b in upserts])
+
+    def _cache_applied(self, change_sets: builtins.list[ChangeSet]) -> None:
+        """Committed: the cache follows, in commit order (before any caller resumes)."""
+        if self.cache is not None:
+            for changes in change_sets:
+                self.cache.applied(changes)
+
+    async def _write_push_records(
+        self, conn: AsyncConnection, records: builtins.list[PushRecord]
+    ) -> None:
+        await conn.execute(insert(push_table), [push_record_to_row(r) for r in records])
+
+    async def add_push_record(self, record: PushRecord) -> None:
+        """Store ``record`` like :meth:`record_push`, without learning its id: records added
+        while a write is in flight go in together, as one multi-row insert (the wake path
+        records every push it sends)."""
+        _check_new_record(record)
+        await self._push_records.submit(record)
 
     async def record_push(self, record: PushRecord) -> int:
         """Store ``record`` (one push sent) and return the id the database gave it.
 
         ``record.id`` must be ``None``: the store assigns ids (increasing, never reused).
         """
-        if not isinstance(record, PushRecord):
-            raise TypeError(f"record_push takes a PushRecord, got {record!r}")
-        if record.id is not None:
-            raise ValueError(f"this push record is stored already (id {record.id})")
+        _check_new_record(record)
         statement = insert(push_table).values(push_record_to_row(record)).returning(push_table.c.id)
 
         async def body(conn: AsyncConnection) -> int:
@@ -426,8 +411,8 @@ class BindingStore:
     async def close(self) -> None:
         """Release every connection. Idempotent; the store is unusable afterwards."""
         if not self._closed:
-            while self._merge_tasks:  # change sets already applied still commit
-                await asyncio.gather(*self._merge_tasks, return_exceptions=True)
+            await self._changes.drain()  # change sets and records already submitted commit
+            await self._push_records.drain()
             await self._group.drain()
             self._closed = True
             await self._engine.dispose()
@@ -467,12 +452,18 @@ class BindingStore:
                 with self._mapped_errors(action, connecting=False):
                     await conn.close()
 
-    async def _write(self, action: str, body: Callable[[AsyncConnection], Awaitable[_T]]) -> _T:
+    async def _write(
+        self,
+        action: str,
+        body: Callable[[AsyncConnection], Awaitable[_T]],
+        on_commit: Callable[[_T], None] | None = None,
+    ) -> _T:
         """Run ``body`` in a write transaction, sharing it with the writes queued meanwhile
-        (group commit, see :class:`~sipush.store.group_commit.GroupCommit`)."""
+        (group commit, see :class:`~sipush.store.group_commit.GroupCommit`); ``on_commit``
+        runs right after the commit, in commit order."""
         if self._closed:
             raise StoreError(f"{self._where}: the store is closed")
-        return await self._group.submit(action, body)
+        return await self._group.submit(action, body, on_commit)
 
     async def _write_alone(
         self, action: str, body: Callable[[AsyncConnection], Awaitable[_T]]
@@ -489,12 +480,17 @@ class BindingStore:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _write_count(self, action: str, statement: Delete | Update) -> int:
+    async def _write_count(
+        self,
+        action: str,
+        statement: Delete | Update,
+        on_commit: Callable[[int], None] | None = None,
+    ) -> int:
         async def body(conn: AsyncConnection) -> int:
             result = await conn.execute(statement)
             return int(result.rowcount)
 
-        return await self._write(action, body)
+        return await self._write(action, body, on_commit)
 
     @contextmanager
     def _mapped_errors(self, action: str, *, connecting: bool) -> Iterator[None]:
@@ -735,6 +731,9 @@ def merged_segments(
             removals, upserts, upserted_aors = set(), {}, set()
         removals.update(changes.removals)
         for binding in changes.final_upserts():
+            earlier = upserts.get(binding.key)
+            if earlier is not None:  # as if applied in order: the row keeps its first created_at
+                binding = dataclasses.replace(binding, created_at=earlier.created_at)
             upserts[binding.key] = binding
             upserted_aors.add(binding.aor)
     if removals or upserts:
@@ -742,28 +741,11 @@ def merged_segments(
     return segments
 
 
-def _apply_body(
-    upsert: Insert, change_sets: builtins.list[ChangeSet]
-) -> Callable[[AsyncConnection], Awaitable[None]]:
-    """The write body of ``change_sets`` applied in order (see :func:`merged_segments`)."""
-
-    async def body(conn: AsyncConnection) -> None:
-        for removals, upserts in merged_segments(change_sets):
-            for aor, device_id in removals:
-                await conn.execute(_delete_statement(aor, device_id))
-            if upserts:
-                await conn.execute(upsert, [binding_to_row(b) for b in upserts])
-
-    return body
-
-
-def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if future.done():  # its caller stopped waiting
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
+def _check_new_record(record: PushRecord) -> None:
+    if not isinstance(record, PushRecord):
+        raise TypeError(f"record_push takes a PushRecord, got {record!r}")
+    if record.id is not None:
+        raise ValueError(f"this push record is stored already (id {record.id})")
 
 
 def _delete_statement(aor: str, device_id: str) -> Delete:

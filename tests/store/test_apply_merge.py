@@ -246,11 +246,6 @@ async def test_concurrent_applies_end_as_applied_one_by_one(
                 assert found == binding
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="merged_segments keeps the LAST upsert's created_at for a key new to the database; "
-    "applied one after the other, the first insert's created_at is kept",
-)
 async def test_concurrent_upserts_of_a_new_device_keep_the_first_created_at(
     backend: Backend,
 ) -> None:

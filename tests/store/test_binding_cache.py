@@ -294,11 +294,6 @@ async def test_purge_expired_drops_cached_expired_bindings(backend: Backend) -> 
         assert await cached.find(ALICE, lambda b: b.device_id == PHONE) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="apply() updates the cache only after its caller resumes: a caller cancelled while "
-    "waiting leaves its committed change out of the cache (stale for up to cache_ttl)",
-)
 async def test_an_apply_whose_caller_was_cancelled_still_reaches_the_cache(
     backend: Backend,
 ) -> None:
@@ -314,12 +309,6 @@ async def test_an_apply_whose_caller_was_cancelled_still_reaches_the_cache(
         assert await cached.find(ALICE, anything) == phone
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an apply() and a delete() committed in one shared transaction update the cache in "
-    "the order their callers resume (the delete's first), not commit order: the deleted "
-    "binding comes back in the cache for up to cache_ttl",
-)
 async def test_a_delete_committed_after_an_apply_in_one_transaction_wins_in_the_cache(
     backend: Backend,
 ) -> None:

@@ -345,6 +345,31 @@ async def test_record_push_assigns_increasing_ids_and_reads_back_equal(backend: 
         assert found[0].latency_ms == 29999.999 and found[0].reregistered_after == 7.0
 
 
+async def test_add_push_record_stores_concurrent_records_and_isolates_a_bad_one(
+    backend: Backend,
+) -> None:
+    # The wake path's way: records added while a write is in flight go in as one multi-row
+    # insert; one the database refuses fails alone and the others are stored.
+    records = [
+        make_push(f"sip:u{i}@example.com", PHONE, at=T0 + timedelta(milliseconds=i))
+        for i in range(50)
+    ]
+    broken = make_push(BOB)
+    object.__setattr__(broken, "kind", None)  # bypass validation: NOT NULL must fire
+    async with await backend.open() as store:
+        results = await asyncio.gather(
+            *(store.add_push_record(r) for r in records[:25]),
+            store.add_push_record(broken),
+            *(store.add_push_record(r) for r in records[25:]),
+            return_exceptions=True,
+        )
+        assert isinstance(results[25], StoreError) and "record pushes" in str(results[25])
+        assert [r for r in results if r is not None] == [results[25]]
+        found = await store.pushes(limit=1000)
+        assert sorted(r.aor for r in found) == sorted(r.aor for r in records)
+        assert [dataclasses.replace(r, id=None) for r in found] == records[::-1]
+
+
 async def test_record_push_refuses_stored_records_and_other_values(backend: Backend) -> None:
     async with await backend.open() as store:
         record_id = await store.record_push(make_push())
