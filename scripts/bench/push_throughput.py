@@ -68,7 +68,7 @@ from tests.wake_kit import KEY_ID, TEAM_ID
 NAME = "push_throughput"
 SCENARIO = Path(__file__).resolve().parent / "uac_wake.xml"
 TARGET = 0.5
-RATES = (100, 200, 300, 400, 600, 800, 1000, 1500, 2000, 3000)
+RATES = (200, 400, 600, 800, 1000, 1100, 1200, 1300, 1500, 2000)
 HOLD_RATIO = 0.9
 DRAIN_SECONDS = 10.0
 SMOKE_RATES = (50,)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import re
 from collections.abc import Callable
 
 from sipush.sip import MAGIC_COOKIE, Request
@@ -22,6 +23,10 @@ from sipush.sip import MAGIC_COOKIE, Request
 # Branches must be unique (§8.1.1.7), not secret: a generator seeded once from the OS is enough
 # and avoids a getrandom() system call per forwarded request.
 _unique = random.Random(os.urandom(32))
+
+
+# The shape of the branches branch_for makes: a Via without it is not sipush's.
+_OUR_BRANCH = re.compile(re.escape(MAGIC_COOKIE) + r"-[0-9a-f]{16}-[0-9a-f]{12}\b")
 
 
 def loop_hash(request: Request) -> str:
@@ -45,6 +50,8 @@ def branch_for(request: Request) -> str:
 
 def has_looped(request: Request, is_ours: Callable[[tuple[str, int]], bool]) -> bool:
     """True when one of sipush's own Vias in ``request`` carries this request's loop hash."""
+    if not any(_OUR_BRANCH.search(line) for line in request.headers.by_key("via")):
+        return False  # no Via with a branch of sipush's shape: nothing to parse
     expected = None
     for via in request.vias:
         branch = via.branch or ""
