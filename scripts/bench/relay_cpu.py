@@ -45,6 +45,8 @@ except ImportError:  # pragma: no cover - comparing against an older sipush
 
     def tune_garbage_collector() -> None:
         pass
+
+
 from sipush.transport.listen import parse_listen  # noqa: E402
 
 TOKEN = "a1" * 32

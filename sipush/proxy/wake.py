@@ -350,7 +350,9 @@ class WakeService:
             held.released = True
             flow = binding_flow(binding)
             request = self._retarget(held, flow).with_uri(parse_uri(binding.contact))
-            logger.info("releasing %s for %s to %s", held.context.request.method, binding.aor, flow)
+            logger.debug(
+                "releasing %s for %s to %s", held.context.request.method, binding.aor, flow
+            )
             if held.accepted:
                 self.core.send_detached(request, Target.over(flow))
             else:

@@ -28,10 +28,12 @@ one-device-per-call runs.
 from __future__ import annotations
 
 import contextlib
+import random
 import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -41,6 +43,27 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
+
+MEDIA_PORTS = range(20000, 32000, 4)  # below Linux's ephemeral range (32768-60999)
+
+
+def free_media_port(host: str) -> int:
+    """A base for SIPp's ``-mp``: SIPp binds audio RTP/RTCP and video RTP/RTCP on it and the
+    three ports above. Taken below the kernel's ephemeral range, where the ports other peers
+    get from ``free_port()`` live, and checked free four in a row (a single free port could sit
+    next to a peer's: "Unable to bind video RTP socket ... Address already in use")."""
+    for _ in range(200):
+        base = random.choice(MEDIA_PORTS)
+        with contextlib.ExitStack() as held:
+            try:
+                for port in range(base, base + 4):
+                    udp = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+                    udp.bind((host, port))
+            except OSError:
+                continue
+            return base
+    raise RuntimeError("no four consecutive UDP ports free for SIPp's media")
+
 
 LOOPBACK = "127.0.0.1"
 SCENARIOS = Path(__file__).resolve().parents[1] / "sipp"
@@ -256,7 +279,7 @@ def sipp_command(
         "-t", TRANSPORTS[transport],
         "-i", local_ip,
         "-p", str(local_port if local_port is not None else free_port(local_ip)),
-        "-mp", str(free_port(local_ip)),
+        "-mp", str(free_media_port(local_ip)),
         "-m", str(calls),
         "-l", str(limit),
         "-r", f"{rate:g}",
