@@ -158,6 +158,7 @@ class SipServer:
                 self.config.store.url,
                 cache_ttl=self.config.store.cache_ttl,
                 cache_size=self.config.store.cache_size,
+                checkpoint_interval=SQLITE_CHECKPOINT_INTERVAL,
             )
             for spec in self.config.server.listen:
                 await self.transports.listen(spec)
@@ -476,6 +477,8 @@ def run(config: Config) -> int:
 
 
 GC_THRESHOLDS = (50_000, 20, 100)
+# A SQLite store's WAL is checkpointed from a thread every second, not inside the commits.
+SQLITE_CHECKPOINT_INTERVAL = 1.0
 
 
 def tune_garbage_collector() -> None:
