@@ -12,11 +12,13 @@ a token glued to ``<`` is accepted (RFC 4475 §3.1.1.6 lwsdisp).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 
 from sipush.errors import ParseError
 from sipush.sip.grammar import (
+    PARSE_CACHE_SIZE,
     TOKEN_CHARS,
     WS,
     Params,
@@ -105,6 +107,7 @@ class NameAddr:
         return value.strip("<>")
 
 
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def parse_name_addr(text: str, what: str, *, require_brackets: bool = False) -> NameAddr:
     """Parse one name-addr or addr-spec with trailing header parameters."""
     m = _NAME_ADDR_FAST_RE.fullmatch(text)
@@ -123,6 +126,7 @@ def parse_name_addr(text: str, what: str, *, require_brackets: bool = False) -> 
     return _parse_name_addr_exactly(text, what, require_brackets)
 
 
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def name_addr_is_valid(text: str) -> bool:
     """True only when :func:`parse_name_addr` certainly accepts ``text`` (any form it takes).
 

@@ -16,6 +16,12 @@ from sipush.errors import ParseError
 
 T = TypeVar("T")
 
+# How many distinct header values the parsers remember (URIs, name-addrs, Vias checked): the
+# same From, To, Contact and Record-Route come back in every message of a dialog, and a
+# remembered value costs a dictionary lookup instead of two or three regular expressions.
+# Only immutable results are kept (frozen objects, booleans); errors are raised every time.
+PARSE_CACHE_SIZE = 8192
+
 # token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")   (§25.1)
 TOKEN_CHARS = r"A-Za-z0-9\-.!%*_+`'~"
 TOKEN_RE = re.compile(rf"[{TOKEN_CHARS}]+")

@@ -7,12 +7,14 @@ Comparison helpers follow §19.1.4 where routing needs them (host case-insensiti
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass, replace
 
 from sipush.errors import ParseError
 from sipush.sip.grammar import (
+    PARSE_CACHE_SIZE,
     Params,
     cached_view,
     check_escapes,
@@ -164,6 +166,7 @@ _SIP_FAST_RE = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def sip_uri_is_valid(text: str) -> bool:
     """True only when ``text`` is a SIP/SIPS URI that :func:`parse_uri` certainly accepts."""
     m = _SIP_FAST_RE.fullmatch(text)
@@ -185,6 +188,7 @@ def is_ipv6_reference(host: str) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def parse_uri(text: str) -> Uri:
     """Parse a URI; raise :class:`ParseError` (400) for anything malformed."""
     m = _SIP_FAST_RE.fullmatch(text)

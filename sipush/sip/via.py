@@ -14,12 +14,14 @@ Also here, because they only read and stamp Via values:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 
 from sipush.errors import ParseError
 from sipush.sip.grammar import (
     GEN_VALUE,
+    PARSE_CACHE_SIZE,
     PORT_NUMBER,
     TOKEN_CHARS,
     Params,
@@ -159,6 +161,7 @@ def parse_via(text: str) -> Via:
     )
 
 
+@functools.lru_cache(maxsize=PARSE_CACHE_SIZE)
 def via_is_valid(text: str) -> bool:
     """True only when :func:`parse_via` certainly accepts ``text``; construction-free."""
     m = _SENT_PROTOCOL_RE.match(text)
