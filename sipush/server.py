@@ -252,7 +252,8 @@ class SipServer:
             app_flow = outcome.target.flow
             if WakeService.applies(request, outcome):
                 arrived = time.monotonic()
-                self._spawn(self.wake.handle(tx, request, outcome, flow.transport, arrived))
+                if not self.wake.handle_now(tx, request, outcome, flow.transport, arrived):
+                    self._spawn(self.wake.handle(tx, request, outcome, flow.transport, arrived))
             elif (
                 app_flow is not None
                 and app_flow.is_stream

@@ -111,6 +111,24 @@ class WakeService:
             and forward.target.flow is not None
         )
 
+    def handle_now(
+        self,
+        server_tx: ServerTransaction[Any, Any],
+        request: Request,
+        forward: Forward,
+        inbound: str = "udp",
+        arrived: float | None = None,
+    ) -> bool:
+        """:meth:`handle` without a task, when the binding store's memory already knows the
+        answer (the common case: the app registered through this sipush); False otherwise."""
+        flow = forward.target.flow
+        assert flow is not None
+        known, binding = self._cached_binding_for(request, flow)
+        if not known:
+            return False
+        self._decide(server_tx, request, forward, inbound, arrived, binding)
+        return True
+
     async def handle(
         self,
         server_tx: ServerTransaction[Any, Any],
@@ -119,10 +137,24 @@ class WakeService:
         inbound: str = "udp",
         arrived: float | None = None,
     ) -> None:
-        arrived = time.monotonic() if arrived is None else arrived
         flow = forward.target.flow
         assert flow is not None
         binding = await self._binding_for(request, flow)
+        self._decide(server_tx, request, forward, inbound, arrived, binding)
+
+    def _decide(
+        self,
+        server_tx: ServerTransaction[Any, Any],
+        request: Request,
+        forward: Forward,
+        inbound: str,
+        arrived: float | None,
+        binding: Binding | None,
+    ) -> None:
+        """Forward, forward then push on failure, or push and hold (see the module docstring)."""
+        arrived = time.monotonic() if arrived is None else arrived
+        flow = forward.target.flow
+        assert flow is not None
         kind: NotificationKind = "incomingCall" if request.method == "INVITE" else "messageReceived"
         if binding is None or not self._should_push(binding, kind, flow):
             if flow.is_stream and not self.flow_is_open(flow):
@@ -230,6 +262,17 @@ class WakeService:
             else self.policy.android
         )
         return platform_policy == "always"
+
+    def _cached_binding_for(self, request: Request, flow: Flow) -> tuple[bool, Binding | None]:
+        """(known, binding): what :meth:`_binding_for` would find, when memory knows it."""
+        store = self.store()
+        uri = request.to.uri
+        if store is None or not isinstance(uri, SipUri):
+            return True, None
+        remote = _address(flow.remote)
+        return store.find_in_memory(
+            uri.aor, lambda b: b.transport == flow.transport and b.flow_remote == remote
+        )
 
     async def _binding_for(self, request: Request, flow: Flow) -> Binding | None:
         store = self.store()

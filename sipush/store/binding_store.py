@@ -267,6 +267,21 @@ class BindingStore:
         self.cache.loaded(aor, found, generation)
         return found
 
+    def find_in_memory(
+        self, aor: str, matches: Callable[[Binding], bool]
+    ) -> tuple[bool, Binding | None]:
+        """``(True, binding)`` when the cache alone answers :meth:`find` (a fresh binding that
+        matches, or a fresh complete entry with none: ``(True, None)``); ``(False, None)``
+        when only the database can tell."""
+        if self.cache is None:
+            return False, None
+        found = self.cache.find(aor, matches)
+        if found is not None:
+            return True, found
+        if self.cache.lookup(aor) is not None:
+            return True, None
+        return False, None
+
     async def find(self, aor: str, matches: Callable[[Binding], bool]) -> Binding | None:
         """The first binding of ``aor`` (by device id) for which ``matches`` is true: from the
         cache when it knows one, else from :meth:`get`."""

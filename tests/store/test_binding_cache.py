@@ -325,3 +325,19 @@ async def test_a_delete_committed_after_an_apply_in_one_transaction_wins_in_the_
         assert await cached.list(ALICE, include_expired=True) == []
         assert await cached.find(ALICE, anything) is None
         assert await cached.get(ALICE) == []
+
+
+async def test_find_in_memory_answers_only_what_the_cache_knows(backend: Backend) -> None:
+    # The call path asks memory first (no task, no database round trip) and goes to the
+    # database only when memory cannot tell.
+    phone = make_binding(ALICE, PHONE)
+    async with await backend.open(cache_ttl=30) as cached:
+        assert cached.find_in_memory(ALICE, lambda b: True) == (False, None)  # nothing known
+        await cached.apply(ChangeSet(upserts=(phone,)))
+        assert cached.find_in_memory(ALICE, lambda b: True) == (True, phone)
+        # A partial entry (written, never read whole) cannot say "no such binding".
+        assert cached.find_in_memory(ALICE, lambda b: False) == (False, None)
+        assert await cached.get(BOB) == []  # read whole: BOB has none
+        assert cached.find_in_memory(BOB, lambda b: True) == (True, None)
+    async with await backend.open() as uncached:
+        assert uncached.find_in_memory(ALICE, lambda b: True) == (False, None)
