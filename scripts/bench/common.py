@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import os
 import statistics
@@ -339,6 +340,51 @@ def plot_steps(out: Path, name: str, title: str, modes: Mapping[str, Sequence[St
 
 def ratio(numerator: float, denominator: float) -> float:
     return round(numerator / denominator, 3) if denominator else 0.0
+
+
+KAMAILIO_ALONE = "kamailio alone"
+
+
+def versus_kamailio(
+    step: Callable[[float, bool], Step],
+    kamailio_rates: Sequence[float],
+    sipush_rates: Sequence[float],
+    sipush_label: str,
+) -> tuple[dict[str, float], dict[str, list[Step]]]:
+    """Step Kamailio alone, then the path through sipush: (best rate, steps) per label.
+    ``step(rate, via_sipush)`` runs one step with fresh peers."""
+    best: dict[str, float] = {}
+    modes: dict[str, list[Step]] = {}
+    for label, via, rates in (
+        (KAMAILIO_ALONE, False, kamailio_rates),
+        (sipush_label, True, sipush_rates),
+    ):
+        best[label], modes[label] = step_rates(
+            rates, functools.partial(_one_step, step, via), label
+        )
+    return best, modes
+
+
+def _one_step(step: Callable[[float, bool], Step], via: bool, rate: float) -> Step:
+    return step(rate, via)
+
+
+def ratio_row(
+    figure: str, best: Mapping[str, float], sipush_label: str, target: float
+) -> dict[str, Any]:
+    """The summary row of a figure measured as a share of Kamailio alone."""
+    baseline, with_sipush = best[KAMAILIO_ALONE], best[sipush_label]
+    share = ratio(with_sipush, baseline)
+    return summary_row(
+        figure,
+        f"{with_sipush:g}/s",
+        f">= {target:.0%} of Kamailio alone",
+        share >= target,
+        baseline=f"{baseline:g}/s Kamailio alone",
+        rate=with_sipush,
+        baseline_rate=baseline,
+        ratio=share,
+    )
 
 
 def summary_row(

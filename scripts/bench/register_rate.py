@@ -28,12 +28,11 @@ from common import (
     machine,
     plot_steps,
     print_table,
-    ratio,
+    ratio_row,
     run_load,
     start_kamailio,
     start_sipush,
-    step_rates,
-    summary_row,
+    versus_kamailio,
     write_json,
 )
 
@@ -98,33 +97,16 @@ def run(
         kamailio_rates = sipush_rates = (SMOKE_RATE,)
         duration = SMOKE_SECONDS
     print(f"{NAME}: REGISTER over UDP, one device per call ({style}), {duration:g} s steps")
-    modes: dict[str, list[Step]] = {}
-    best: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-register-") as tmp:
         base = Path(tmp)
-        for label, via, rates in (
-            ("kamailio alone", False, kamailio_rates),
-            ("sipush+kamailio", True, sipush_rates),
-        ):
-            tag = "sipush" if via else "kamailio"
-            best[label], modes[label] = step_rates(
-                rates,
-                lambda rate, via=via, tag=tag: register_step(  # type: ignore[misc]
-                    base / f"{tag}-{rate:g}", rate, duration, via_sipush=via, style=style
-                ),
-                label,
-            )
-    baseline, with_sipush = best["kamailio alone"], best["sipush+kamailio"]
-    row = summary_row(
-        "1 REGISTER relay (UDP)",
-        f"{with_sipush:g}/s",
-        f">= {TARGET:.0%} of Kamailio alone",
-        ratio(with_sipush, baseline) >= TARGET,
-        baseline=f"{baseline:g}/s Kamailio alone",
-        rate=with_sipush,
-        baseline_rate=baseline,
-        ratio=ratio(with_sipush, baseline),
-    )
+        best, modes = versus_kamailio(
+            lambda rate, via: register_step(
+                base / f"{'sipush' if via else 'kamailio'}-{rate:g}", rate, duration,
+                via_sipush=via, style=style,
+            ),
+            kamailio_rates, sipush_rates, "sipush+kamailio",
+        )  # fmt: skip
+    row = ratio_row("1 REGISTER relay (UDP)", best, "sipush+kamailio", TARGET)
     write_json(
         out,
         NAME,
