@@ -359,7 +359,8 @@ class SipServer:
             return
         data = bytes(response)
         try:
-            if self.transports.send_now(data, transport="udp", remote=destination, flow=flow):
+            sent = self.transports.send_now(data, transport="udp", remote=destination, flow=flow)
+            if sent is not None:
                 return
         except SipushError as err:
             logger.info("could not send to %s:%s over udp: %s", destination[0], destination[1], err)
